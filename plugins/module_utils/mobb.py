@@ -1,0 +1,585 @@
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Mobb GraphQL client shared by the mobb.scm Mobb modules.
+
+One ``requests.Session`` per module run. Transient failures (connection errors, dropped
+connections, HTTP 502/503/504 and a proxy's HTML error page served with status 200) are
+retried within one budget of ``retries`` per call, with exponential backoff and a warning
+per retry; answers that mean "no" are never retried. Every failure becomes a
+``MobbError`` whose text is one line without any secret; only a module's ``main()`` turns
+it into ``fail_json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import traceback
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+try:
+    import requests
+    import urllib3
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+except ImportError:
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    # Lets _WarningRetry below be defined; MobbModule.client() refuses to run without requests.
+    Retry = object
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+
+DEFAULT_API_URL = 'https://api.mobb.ai/v1/graphql'
+# Seconds before retry n (1-based): BACKOFF_SECONDS * 2 ** (n - 1), i.e. 0.5, 1, 2, 4, ...
+BACKOFF_SECONDS = 0.5
+TRANSIENT_STATUSES = (502, 503, 504)
+# Reverse proxies in front of Mobb answer 200 with one of these pages while it restarts.
+PROXY_PAGE_PHRASES = ('bad gateway', 'gateway time-out', 'gateway timeout', 'service unavailable')
+FINGERPRINT_LENGTH = 12
+REDACTED = '********'
+MAX_DETAIL_LENGTH = 300
+
+MOBB_CONNECTION_ARGSPEC = dict(
+    api_url=dict(type='str', default=DEFAULT_API_URL, fallback=(env_fallback, ['MOBB_API_URL'])),
+    api_key=dict(type='str', no_log=True, fallback=(env_fallback, ['MOBB_API_KEY'])),
+    validate_certs=dict(type='bool', default=True),
+    ca_path=dict(type='path'),
+    timeout=dict(type='int', default=30),
+    retries=dict(type='int', default=3),
+)
+
+_SCM_CONFIG_FIELDS = 'id orgId scmType scmUrl scmOrg tokenLastUpdate isTokenAvailable'
+_BROKER_FIELDS = 'userOrganizationsAndUserOrganizationRoles { organization { brokerHosts { realDomain virtualDomain } } }'
+
+# The stored token is selected only where the integration module compares fingerprints.
+ME_WITH_TOKENS_QUERY = 'query Me { me { id email scmConfigs { %s token } } }' % _SCM_CONFIG_FIELDS
+ME_QUERY = 'query Me { me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+
+# One request answers both "is it connected" and "what is stored" when Mobb returns partial
+# data; when the check fails and Mobb returns no data at all, ME_QUERY follows.
+CONNECTION_STATUS_QUERY = (
+    'query checkScmConnectionStatus($scmUrl: String!) {'
+    ' checkScmConnectionStatus(scmUrl: $scmUrl) { status }'
+    ' me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+)
+
+VALIDATE_SCM_TOKEN_QUERY = (
+    'query validateScmToken($scmType: String!, $url: String!, $token: String!, $scmOrg: String) {'
+    ' validateScmToken(scmType: $scmType, url: $url, token: $token, scmOrg: $scmOrg) {'
+    ' __typename'
+    ' ... on ValidateScmTokenSuccess { status }'
+    ' ... on BadScmCredentials { status error scmType }'
+    ' ... on InvalidScmTypeError { status error } } }'
+)
+
+# The success branch selects only the id: the token Mobb echoes back is never needed.
+UPDATE_SCM_TOKEN_MUTATION = (
+    'mutation updateScmToken($scmType: String!, $url: String!, $token: String!, $org: String) {'
+    ' updateScmToken(scmType: $scmType, url: $url, token: $token, org: $org) {'
+    ' __typename'
+    ' ... on ScmAccessTokenUpdateSuccess { id }'
+    ' ... on InvalidScmTypeError { status error }'
+    ' ... on BadScmCredentials { status error scmType }'
+    ' ... on RepoUnreachableError { status error scmType } } }'
+)
+
+
+class MobbError(Exception):
+    """A failure talking to Mobb, described in one line that holds no secret."""
+
+    def __init__(self, message, request_id=None):
+        super().__init__(message)
+        self.request_id = request_id
+
+    def result_fields(self):
+        """Extra keys for fail_json beyond msg."""
+        return {'request_id': self.request_id} if self.request_id else {}
+
+
+class MobbOptionError(MobbError):
+    """An option value is unusable; nothing was sent to Mobb."""
+
+
+class MobbRequestError(MobbError):
+    """Mobb could not be reached or did not answer with GraphQL JSON."""
+
+
+class MobbGraphQLError(MobbError):
+    """Mobb answered with GraphQL errors."""
+
+    def __init__(self, message, code=None, request_id=None):
+        super().__init__(message, request_id)
+        self.code = code
+
+
+class MobbAccessDeniedError(MobbGraphQLError):
+    """Mobb refused the API key (access-denied)."""
+
+
+class MobbSchemaMismatchError(MobbGraphQLError):
+    """Mobb rejected the collection's GraphQL document (validation-failed)."""
+
+
+class MobbScmError(MobbError):
+    """Mobb answered with an error member of a union result (BadScmCredentials, ...)."""
+
+    def __init__(self, message, typename, request_id=None):
+        super().__init__(message, request_id)
+        self.typename = typename
+
+
+def token_fingerprint(token):
+    """First 12 hex characters of the token's SHA-256: enough to compare, useless to attack."""
+    if token is None:
+        return None
+    return hashlib.sha256(token.encode('utf-8')).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _parse_http_url(value, option):
+    if not value or not value.strip():
+        raise MobbOptionError('%s is empty: give an http(s) URL' % option)
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
+        raise MobbOptionError('%s must be an http(s) URL with a host, got %r' % (option, value))
+    if parts.username is not None or parts.password is not None:
+        raise MobbOptionError('%s must not carry credentials (user:password@): remove them from the URL' % option)
+    try:
+        parts.port
+    except ValueError:
+        raise MobbOptionError('%s has an invalid port: %r' % (option, value)) from None
+    return parts
+
+
+def normalize_scm_url(value, option='scm_url'):
+    """The SCM base URL as Mobb matches it: scheme and host lowercased, default port and
+    trailing slashes dropped. Raises MobbOptionError for anything but a plain http(s) URL."""
+    parts = _parse_http_url(value, option)
+    if parts.query or parts.fragment:
+        raise MobbOptionError('%s must be the base URL of the server, without ?query or #fragment: %r' % (option, value))
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ':' in host:
+        host = '[%s]' % host
+    port = parts.port
+    if port is not None and (scheme, port) not in (('http', 80), ('https', 443)):
+        host = '%s:%d' % (host, port)
+    return urlunsplit((scheme, host, parts.path.rstrip('/'), '', ''))
+
+
+def find_scm_config(scm_configs, scm_type, scm_url, org=None):
+    """The stored configs for this type, URL (normalised) and org; exact URL matches first."""
+    wanted_url = normalize_scm_url(scm_url)
+    matches = []
+    for config in scm_configs or []:
+        if not config or (config.get('scmType') or '').lower() != scm_type.lower():
+            continue
+        if (config.get('scmOrg') or None) != (org or None):
+            continue
+        try:
+            stored_url = normalize_scm_url(config.get('scmUrl'))
+        except MobbOptionError:
+            continue
+        if stored_url == wanted_url:
+            matches.append(config)
+    matches.sort(key=lambda config: config.get('scmUrl') != scm_url)
+    return matches
+
+
+def broker_host_for(me, scm_url):
+    """The brokerHosts entry whose realDomain is this URL's host (case-insensitive), or None."""
+    parts = urlsplit(normalize_scm_url(scm_url))
+    names = {parts.hostname.lower(), parts.netloc.lower()}
+    for membership in me.get('userOrganizationsAndUserOrganizationRoles') or []:
+        organization = (membership or {}).get('organization') or {}
+        for broker_host in organization.get('brokerHosts') or []:
+            if broker_host and (broker_host.get('realDomain') or '').strip().lower() in names:
+                return broker_host
+    return None
+
+
+def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
+    """The scm_config return value: Mobb's record in snake_case, a fingerprint for the token."""
+    config = config or {}
+    return {
+        'id': config.get('id'),
+        'scm_type': config.get('scmType') or scm_type,
+        'scm_url': config.get('scmUrl') or scm_url,
+        'org': config.get('scmOrg') or org,
+        'token_last_update': config.get('tokenLastUpdate'),
+        'is_token_available': bool(config.get('isTokenAvailable')),
+        'token_fingerprint': fingerprint,
+    }
+
+
+def _one_line(text, secrets):
+    text = ' '.join(str(text).split())
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    if len(text) > MAX_DETAIL_LENGTH:
+        text = text[:MAX_DETAIL_LENGTH] + '...'
+    return text
+
+
+class _RetryBudget:
+    """The retries one call may spend, shared by urllib3's retries and the proxy-page loop."""
+
+    def __init__(self, limit, api_url, warn):
+        self.limit = limit
+        self.used = 0
+        self._api_url = api_url
+        self._warn = warn
+
+    @property
+    def remaining(self):
+        return self.limit - self.used
+
+    def delay(self):
+        return BACKOFF_SECONDS * 2 ** (self.used - 1) if self.used else 0
+
+    def spend(self, cause):
+        self.used += 1
+        self._warn('Mobb API at %s: %s; retry %d of %d in %.1f s'
+                   % (self._api_url, cause, self.used, self.limit, self.delay()))
+
+
+class _WarningRetry(Retry):
+    """urllib3 Retry that charges each retry to a _RetryBudget (which warns) and sleeps by it."""
+
+    def __init__(self, *args, **kwargs):
+        self._budget = kwargs.pop('budget')
+        super().__init__(*args, **kwargs)
+
+    def new(self, **kwargs):
+        kwargs['budget'] = self._budget
+        return super().new(**kwargs)
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if error is not None:
+            cause = _transport_reason(error)
+        else:
+            cause = ('HTTP %s %s' % (response.status, response.reason or '')).strip()
+        self._budget.spend(cause)
+        return retry
+
+    def get_backoff_time(self):
+        return self._budget.delay()
+
+
+def _innermost(error):
+    """The root cause inside requests' and urllib3's wrappers (MaxRetryError, ProtocolError, ...)."""
+    for _depth in range(10):
+        inner = getattr(error, 'reason', None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
+def _transport_reason(error):
+    """The root cause of a transport error as one line, without the connection's repr."""
+    error = _innermost(error)
+    text = re.sub(r'^(<[\w.]+ object at 0x[0-9a-f]+>|[\w.]+\(host=[^)]*\)): ', '', str(error))
+    return ' '.join(text.split()) or type(error).__name__
+
+
+def _is_timeout(error):
+    inner = _innermost(error)
+    if isinstance(inner, urllib3.exceptions.NewConnectionError):
+        return False
+    return isinstance(error, requests.exceptions.Timeout) or isinstance(
+        inner, (urllib3.exceptions.TimeoutError, TimeoutError))
+
+
+def _proxy_page_phrase(response):
+    """The proxy error phrase when this 200 answer is an HTML error page, else None."""
+    content_type = response.headers.get('Content-Type', '').lower()
+    head = response.text[:2048]
+    if 'html' not in content_type and not head.lstrip().startswith('<'):
+        return None
+    lowered = head.lower()
+    for phrase in PROXY_PAGE_PHRASES:
+        if phrase in lowered:
+            return phrase
+    return None
+
+
+class MobbClient:
+    """Mobb's GraphQL API over one requests.Session."""
+
+    def __init__(self, api_url, api_key, validate_certs=True, ca_path=None, timeout=30, retries=3, warn=None):
+        if not HAS_REQUESTS:
+            raise MobbOptionError(missing_required_lib('requests'))
+        parts = _parse_http_url(api_url, 'api_url')
+        if not api_key or not api_key.strip():
+            raise MobbOptionError('api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key')
+        if timeout is None or timeout <= 0:
+            raise MobbOptionError('timeout must be a positive number of seconds, got %r' % (timeout,))
+        if retries is None or retries < 0:
+            raise MobbOptionError('retries must be 0 or more, got %r' % (retries,))
+        if validate_certs and ca_path and not os.path.isfile(ca_path):
+            raise MobbOptionError('ca_path %s is not a file: give the PEM bundle of the CA that signed the Mobb '
+                                  "API's certificate" % ca_path)
+        self.api_url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, parts.query, ''))
+        self._api_key = api_key.strip()
+        self._timeout = timeout
+        self._retries = retries
+        self._warn = warn or (lambda message: None)
+        if not validate_certs:
+            self._verify = False
+            # One task warning instead of urllib3's warning on stderr for every request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._warn('validate_certs is false: the certificate of the Mobb API at %s is not checked' % self.api_url)
+        elif ca_path:
+            self._verify = ca_path
+        else:
+            self._verify = True
+        # The x-hasura-request-id of the latest call, for Mobb support.
+        self.last_request_id = None
+        self._session = requests.Session()
+        self._adapter = HTTPAdapter()
+        self._session.mount('http://', self._adapter)
+        self._session.mount('https://', self._adapter)
+        self._session.headers.update({
+            'x-mobb-key': self._api_key,
+            'User-Agent': 'mobb.scm-ansible-collection',
+        })
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._session.close()
+
+    def execute(self, operation, document, variables=None):
+        """POST one GraphQL operation and return its ``data``; GraphQL errors raise."""
+        payload = self._post(operation, document, variables)
+        if payload.get('errors'):
+            raise self._graphql_error(payload['errors'], operation, variables)
+        data = payload.get('data')
+        if not isinstance(data, dict):
+            raise MobbRequestError('Mobb answered %s without data or errors' % operation, self.last_request_id)
+        return data
+
+    def me(self, with_tokens=False):
+        """The caller's Mobb user: scmConfigs (stored tokens only if with_tokens) and broker hosts."""
+        data = self.execute('Me', ME_WITH_TOKENS_QUERY if with_tokens else ME_QUERY)
+        return self._require_me(data.get('me'))
+
+    def validate_scm_token(self, scm_type, scm_url, token, org=None):
+        """Ask Mobb to check the token against the SCM without storing it; raises MobbScmError."""
+        variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'scmOrg': org}
+        data = self.execute('validateScmToken', VALIDATE_SCM_TOKEN_QUERY, variables)
+        self._union_member(data.get('validateScmToken'), 'validateScmToken', 'ValidateScmTokenSuccess', variables)
+
+    def update_scm_token(self, scm_type, scm_url, token, org=None):
+        """Store the token in Mobb's integration for this SCM URL; returns the config id."""
+        variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'org': org}
+        data = self.execute('updateScmToken', UPDATE_SCM_TOKEN_MUTATION, variables)
+        success = self._union_member(data.get('updateScmToken'), 'updateScmToken', 'ScmAccessTokenUpdateSuccess', variables)
+        return success.get('id')
+
+    def connection_status(self, scm_url):
+        """Mobb's own connection check for scm_url plus the caller's ``me``.
+
+        Returns {connected, message, me}: "not connected" is an answer, not an error; a
+        refused key, a schema mismatch or an unreachable API still raise. One request, or
+        two when the check fails and Mobb answers without partial data.
+        """
+        variables = {'scmUrl': scm_url}
+        payload = self._post('checkScmConnectionStatus', CONNECTION_STATUS_QUERY, variables)
+        data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        errors = payload.get('errors') or []
+        for error in errors:
+            if _error_code(error) in ('access-denied', 'validation-failed'):
+                raise self._graphql_error([error], 'checkScmConnectionStatus', variables)
+        me = data.get('me')
+        if me is None:
+            # Mobb failed the whole request because the check failed: read me on its own.
+            me = self.me()
+        else:
+            me = self._require_me(me)
+        status = (data.get('checkScmConnectionStatus') or {}).get('status')
+        if errors:
+            message = _one_line('; '.join(_error_message(error) for error in errors), [self._api_key])
+        elif status is None:
+            message = 'Mobb returned no connection status for %s' % scm_url
+        elif status != 'OK':
+            message = 'Mobb reports connection status %s for %s' % (status, scm_url)
+        else:
+            message = None
+        return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
+
+    def _require_me(self, me):
+        if not isinstance(me, dict):
+            raise MobbAccessDeniedError('Mobb returned no user for this API key: check api_key or MOBB_API_KEY',
+                                        request_id=self.last_request_id)
+        return me
+
+    def _post(self, operation, document, variables):
+        """Send one operation with retries (its id in last_request_id); return the JSON payload."""
+        request_id = self.last_request_id = str(uuid.uuid4())
+        body = {'query': document, 'variables': variables or {}, 'operationName': operation}
+        budget = _RetryBudget(self._retries, self.api_url, self._warn)
+        while True:
+            # Connection errors, dropped connections and 502/503/504 are retried by urllib3
+            # inside this one POST, charged to the same budget as the proxy-page loop.
+            # Every Mobb operation the collection sends is safe to repeat.
+            self._adapter.max_retries = _WarningRetry(
+                budget=budget, total=budget.remaining, other=0, redirect=0,
+                status_forcelist=TRANSIENT_STATUSES, allowed_methods=frozenset(['POST']),
+                raise_on_status=False, respect_retry_after_header=False)
+            try:
+                # No redirects: requests would resend x-mobb-key to whatever host they name.
+                response = self._session.post(
+                    self.api_url, json=body, timeout=self._timeout, verify=self._verify,
+                    allow_redirects=False, headers={'x-hasura-request-id': request_id})
+            except requests.exceptions.RequestException as exc:
+                raise self._request_error(exc, budget) from exc
+            if response.status_code == 200:
+                phrase = _proxy_page_phrase(response)
+                if phrase and budget.remaining > 0:
+                    budget.spend('HTTP 200 with a proxy page saying "%s"' % phrase)
+                    time.sleep(budget.delay())
+                    continue
+                if phrase:
+                    raise MobbRequestError(
+                        'Mobb API at %s still answered with a proxy page saying "%s" after %d retries: '
+                        'Mobb or a proxy in front of it is unavailable, try again later'
+                        % (self.api_url, phrase, budget.used), request_id)
+            return self._decode(response, operation, request_id, budget)
+
+    def _decode(self, response, operation, request_id, budget):
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and payload.get('errors'):
+            return payload
+        status = response.status_code
+        if status in TRANSIENT_STATUSES:
+            raise MobbRequestError('Mobb API at %s still answered HTTP %d after %d retries: try again later'
+                                   % (self.api_url, status, budget.used), request_id)
+        if 300 <= status < 400:
+            raise MobbRequestError('Mobb API at %s redirects to %s (HTTP %d): set api_url to the final GraphQL URL'
+                                   % (self.api_url, response.headers.get('Location') or 'nowhere', status), request_id)
+        if status in (401, 403):
+            raise MobbAccessDeniedError('Mobb API at %s refused the request with HTTP %d: check api_key or MOBB_API_KEY'
+                                        % (self.api_url, status), request_id=request_id)
+        if status in (404, 405):
+            raise MobbRequestError('no Mobb GraphQL endpoint at %s (HTTP %d): api_url must be the full GraphQL URL, '
+                                   'such as %s' % (self.api_url, status, DEFAULT_API_URL), request_id)
+        if status != 200:
+            raise MobbRequestError('Mobb API at %s answered %s with HTTP %d %s'
+                                   % (self.api_url, operation, status, response.reason or ''), request_id)
+        if not isinstance(payload, dict):
+            raise MobbRequestError('Mobb API at %s answered with %s, not GraphQL JSON: api_url must be the full '
+                                   'GraphQL URL, such as %s'
+                                   % (self.api_url, response.headers.get('Content-Type') or 'no content type',
+                                      DEFAULT_API_URL), request_id)
+        return payload
+
+    def _request_error(self, exc, budget):
+        after = ' after %d retries' % budget.used if budget.used else ''
+        reason = _transport_reason(exc)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return MobbRequestError('TLS verification of the Mobb API at %s failed (%s): set ca_path to the CA '
+                                    'bundle that signed its certificate' % (self.api_url, reason))
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return MobbRequestError('the proxy for %s failed%s (%s): check HTTPS_PROXY and NO_PROXY'
+                                    % (self.api_url, after, reason))
+        if _is_timeout(exc):
+            return MobbRequestError('the Mobb API at %s did not answer within %s s%s: check api_url and the '
+                                    'network, or raise timeout' % (self.api_url, self._timeout, after))
+        return MobbRequestError('cannot reach the Mobb API at %s%s (%s): check api_url and the network'
+                                % (self.api_url, after, reason))
+
+    def _graphql_error(self, errors, operation, variables):
+        request_id = self.last_request_id
+        secrets = [self._api_key, (variables or {}).get('token')]
+        first = errors[0] if isinstance(errors[0], dict) else {'message': str(errors[0])}
+        code = _error_code(first)
+        detail = _one_line('; '.join(_error_message(error) for error in errors), secrets)
+        if code == 'access-denied':
+            return MobbAccessDeniedError(
+                'Mobb refused the API key (access-denied: %s): check api_key or MOBB_API_KEY, and that api_url '
+                'is the Mobb deployment that issued it' % detail, code, request_id)
+        if code == 'permission-error':
+            return MobbGraphQLError(
+                "Mobb refused %s for this API key's user (permission-error: %s): changing the SCM integration "
+                'needs role Admin or Owner in the Mobb organization' % (operation, detail), code, request_id)
+        if code == 'validation-failed':
+            return MobbSchemaMismatchError(
+                "Mobb rejected the collection's %s request (validation-failed: %s): this Mobb's GraphQL schema "
+                'does not match what mobb.scm expects' % (operation, detail), code, request_id)
+        return MobbGraphQLError('Mobb answered %s with an error (%s: %s)' % (operation, code or 'no code', detail),
+                                code, request_id)
+
+    def _union_member(self, result, operation, success_type, variables):
+        secrets = [self._api_key, variables.get('token')]
+        scm_type = variables.get('scmType')
+        scm_url = variables.get('url')
+        if not isinstance(result, dict):
+            raise MobbRequestError('Mobb answered %s without a result' % operation, self.last_request_id)
+        typename = result.get('__typename')
+        if typename == success_type:
+            return result
+        detail = _one_line(result.get('error') or 'no detail', secrets)
+        if typename == 'BadScmCredentials':
+            message = ('%s at %s rejected the token (BadScmCredentials: %s): check that it is active, not expired '
+                       'and has scope api (a personal access token also needs read_user; a project or group token '
+                       'needs role Developer or higher)' % (scm_type, scm_url, detail))
+        elif typename == 'RepoUnreachableError':
+            message = ('Mobb cannot reach %s at %s (RepoUnreachableError: %s): check that the broker is connected '
+                       'and reaches the server, and that scm_url is the URL Mobb knows it by'
+                       % (scm_type, scm_url, detail))
+        elif typename == 'InvalidScmTypeError':
+            message = ('Mobb does not accept scm_type %r (InvalidScmTypeError: %s): use GitLab for a GitLab Server'
+                       % (scm_type, detail))
+        else:
+            message = 'Mobb answered %s with an unexpected result type %s' % (operation, typename)
+        raise MobbScmError(message, typename, self.last_request_id)
+
+
+def _error_code(error):
+    if not isinstance(error, dict):
+        return None
+    return (error.get('extensions') or {}).get('code')
+
+
+def _error_message(error):
+    if isinstance(error, dict):
+        return str(error.get('message') or 'no message')
+    return str(error)
+
+
+class MobbModule(AnsibleModule):
+    """AnsibleModule with the Mobb connection options merged in and a client built from them."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(MOBB_CONNECTION_ARGSPEC)
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+
+    def client(self):
+        """A MobbClient for this module's connection options; warnings go to the task result."""
+        return MobbClient(
+            api_url=self.params['api_url'],
+            api_key=self.params['api_key'],
+            validate_certs=self.params['validate_certs'],
+            ca_path=self.params['ca_path'],
+            timeout=self.params['timeout'],
+            retries=self.params['retries'],
+            warn=self.warn,
+        )

@@ -1,0 +1,183 @@
+"""mobb.scm.mobb_integration through ansible-playbook against the local Mobb and GitLab.
+
+Each run is checked for leaks (see mobb_plays.MobbPlays.run): no API key or token the
+servers issued may appear in the -vvvv output or in files left behind.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import yaml
+
+from ansible_collections.mobb.scm.plugins.modules import mobb_integration
+from mobb_plays import MobbPlays, closed_port, failure, fingerprint, integration_task, operations, warnings_of
+
+
+@pytest.fixture
+def plays(run_playbook, mobb, gitlab, tmp_path):
+    return MobbPlays(run_playbook, mobb, gitlab, tmp_path)
+
+
+def stored(plays):
+    """(token SHA-256, write count) of the one integration Mobb holds."""
+    configs = plays.mobb.scm_configs()
+    assert len(configs) == 1
+    return configs[0]['token_sha256'], configs[0]['writes']
+
+
+def test_check_mode_then_store_then_rerun_changes_nothing(plays):
+    task = [integration_task('store')]
+
+    preview = plays.run(task, check=True, diff=True)
+    result = preview.task('store')
+    assert preview.rc == 0 and result['changed'] is True and result['written'] is False
+    assert plays.mobb.writes() == [] and plays.mobb.scm_configs() == []
+    assert operations(plays.mobb) == ['Me', 'validateScmToken']
+
+    first = plays.run(task)
+    result = first.task('store')
+    assert first.rc == 0 and result['changed'] is True and result['written'] is True
+    assert result['scm_config']['token_fingerprint'] == fingerprint(plays.token)
+    assert result['scm_config']['scm_url'] == plays.gitlab.url
+    assert stored(plays) == (hashlib.sha256(plays.token.encode()).hexdigest(), 1)
+    assert [entry['operation'] for entry in plays.mobb.writes()] == ['updateScmToken']
+
+    again = plays.run(task)
+    result = again.task('store')
+    assert again.rc == 0 and result['changed'] is False and result['written'] is False
+    assert operations(plays.mobb) == ['Me']
+    assert plays.mobb.writes() == []
+    assert stored(plays)[1] == 1
+    assert 'changed=0' in again.output
+
+
+def test_diff_shows_fingerprints_only(plays):
+    plays.run([integration_task('store')])
+    run = plays.run([integration_task('replace', token='{{ next_gitlab_token }}')], diff=True)
+    result = run.task('replace')
+    assert result['changed'] is True
+    assert result['diff'] == {
+        'before': {'scm_type': 'GitLab', 'scm_url': plays.gitlab.url, 'org': None,
+                   'token_fingerprint': fingerprint(plays.token)},
+        'after': {'scm_type': 'GitLab', 'scm_url': plays.gitlab.url, 'org': None,
+                  'token_fingerprint': fingerprint(plays.next_token)}}
+    assert f'-    "token_fingerprint": "{fingerprint(plays.token)}"' in run.output
+    assert f'+    "token_fingerprint": "{fingerprint(plays.next_token)}"' in run.output
+    assert stored(plays) == (hashlib.sha256(plays.next_token.encode()).hexdigest(), 2)
+
+
+def test_token_not_returned_by_mobb_is_written_with_a_warning(plays):
+    plays.mobb.settings(return_tokens=False)
+    first = plays.run([integration_task('store')])
+    assert first.task('store')['written'] is True
+    assert warnings_of(first.task('store')) == []  # nothing stored yet: nothing to compare
+    for expected_writes in (2, 3):
+        run = plays.run([integration_task('store')])
+        result = run.task('store')
+        assert run.rc == 0 and result['changed'] is True and result['written'] is True
+        assert result['diff']['before']['token_fingerprint'] == 'unknown'
+        assert '[WARNING]: Mobb does not return the token it holds for' in run.output
+        assert stored(plays)[1] == expected_writes
+
+
+@pytest.mark.parametrize('validate', [True, False])
+def test_rejected_token_leaves_the_stored_token_as_it_was(plays, validate):
+    plays.run([integration_task('store')])
+    before = stored(plays)
+    revoked = plays.gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-bot', 'name': 'revoked',
+                                         'revoked': True}])['tokens'][0]['token']
+    run = plays.run([integration_task('store revoked', validate=validate,
+                                      token="{{ lookup('ansible.builtin.env', 'REVOKED_TOKEN') }}")],
+                    env={'REVOKED_TOKEN': revoked})
+    result = failure(run, 'store revoked')
+    assert result['msg'].startswith(f'GitLab at {plays.gitlab.url} rejected the token (BadScmCredentials: ')
+    assert result['request_id'] == plays.mobb.requests()[-1]['request_id']
+    assert stored(plays) == before
+    assert [entry['result'] for entry in plays.mobb.writes()] == ([] if validate else ['BadScmCredentials'])
+
+
+def test_broker_down_fails_and_leaves_mobb_as_it_was(plays):
+    plays.run([integration_task('store')])
+    before = stored(plays)
+    plays.mobb.set_broker(plays.gitlab_host, False)
+    run = plays.run([integration_task('replace', token='{{ next_gitlab_token }}', validate=False)])
+    result = failure(run, 'replace')
+    assert result['msg'].startswith(f'Mobb cannot reach GitLab at {plays.gitlab.url} (RepoUnreachableError: ')
+    assert 'check that the broker is connected' in result['msg']
+    assert stored(plays) == before
+
+
+def test_bad_api_key_fails_clearly_after_one_request(plays):
+    run = plays.run([integration_task('store')], env={'MOBB_API_KEY': 'not-a-mobb-key'})
+    result = failure(run, 'store')
+    assert result['msg'] == ('Mobb refused the API key (access-denied: Authentication hook unauthorized this '
+                             'request): check api_key or MOBB_API_KEY, and that api_url is the Mobb deployment '
+                             'that issued it')
+    assert [entry['error_code'] for entry in plays.mobb.requests()] == ['access-denied']
+    assert plays.mobb.scm_configs() == []
+
+
+def test_missing_api_key_fails_before_any_request(plays):
+    run = plays.run([integration_task('store')], env={'MOBB_API_KEY': ''})
+    assert failure(run, 'store')['msg'] == 'api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key'
+    assert plays.mobb.requests() == []
+
+
+def test_unreachable_api_url_fails_clearly(plays):
+    with closed_port() as port:
+        url = f'http://127.0.0.1:{port}/v1/graphql'
+        run = plays.run([integration_task('store')], module_defaults={'api_url': url, 'retries': 1})
+    result = failure(run, 'store')
+    assert result['msg'].startswith(f'cannot reach the Mobb API at {url} after 1 retries (')
+    assert warnings_of(result) == [f'Mobb API at {url}: Failed to establish a new connection: [Errno 111] '
+                                   'Connection refused; retry 1 of 1 in 0.5 s']
+
+
+@pytest.mark.parametrize('fault', [
+    {'kind': 'status', 'status': 502}, {'kind': 'status', 'status': 503}, {'kind': 'status', 'status': 504},
+    {'kind': 'html200'}, {'kind': 'drop'},
+], ids=['502', '503', '504', 'html200', 'drop'])
+def test_transient_faults_are_retried_then_succeed(plays, fault):
+    plays.mobb.fault(count=2, operation='updateScmToken', **fault)
+    run = plays.run([integration_task('store')])
+    result = run.task('store')
+    assert run.rc == 0 and result['written'] is True
+    assert [text.split('; ')[-1] for text in warnings_of(result)] == ['retry 1 of 3 in 0.5 s', 'retry 2 of 3 in 1.0 s']
+    mutations = plays.mobb.writes()
+    assert [entry['fault'] for entry in mutations] == [fault['kind'], fault['kind'], None]
+    assert stored(plays)[1] == 1
+
+
+def test_exhausted_retries_fail_clearly(plays):
+    plays.mobb.fault('status', count=10, status=503, operation='updateScmToken')
+    run = plays.run([integration_task('store')], module_defaults={'retries': 2})
+    result = failure(run, 'store')
+    assert result['msg'] == f'Mobb API at {plays.mobb.graphql_url} still answered HTTP 503 after 2 retries: try again later'
+    assert len(plays.mobb.writes()) == 3
+    assert plays.mobb.scm_configs() == []
+
+
+def test_bad_input_fails_with_a_clear_message_and_sends_nothing(plays):
+    run = plays.run([
+        integration_task('no token', token=''),
+        integration_task('bad url', scm_url='gitlab.internal.example'),
+        integration_task('bad state', state='absent'),
+    ])
+    assert failure(run, 'no token')['msg'] == 'token is empty: give the GitLab access token to store'
+    assert failure(run, 'bad url')['msg'] == "scm_url must be an http(s) URL with a host, got 'gitlab.internal.example'"
+    assert 'value of state must be one of: present, got: absent' in failure(run, 'bad state')['msg']
+    assert plays.mobb.requests() == []
+
+
+def test_examples_run_against_the_local_servers(plays):
+    tasks = yaml.safe_load(mobb_integration.EXAMPLES)
+    run = plays.run(tasks, module_defaults=False, env={'MOBB_API_URL': plays.mobb.graphql_url})
+    assert run.rc == 0, run.output[-3000:]
+    assert run.task('Preview without writing')['changed'] is True
+    assert run.task('Store the token in Mobb')['written'] is True
+    shown = run.task('Show what Mobb holds now')['msg']
+    assert f'holds token {fingerprint(plays.token)}' in shown
+    assert run.task('Store a token with the connection from MOBB_API_URL and MOBB_API_KEY, skipping the '
+                    'separate check')['changed'] is False
+    assert stored(plays)[1] == 1
