@@ -1,0 +1,589 @@
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GitLab access tokens of users, projects and groups: find, decide, issue, revoke, report.
+
+The three token modules share everything here; they differ only in the TokenOwner they
+build (PersonalTokens, ProjectTokens, GroupTokens): how the owner is resolved and which
+python-gitlab manager holds its tokens. Secrets live only in the dict GitLab returned and
+in the ``token`` result key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError
+
+# Scopes GitLab accepts on project and group access tokens (and on personal ones).
+RESOURCE_SCOPES = (
+    'ai_features', 'api', 'create_runner', 'k8s_proxy', 'manage_runner', 'mcp', 'mcp_orbit',
+    'read_api', 'read_observability', 'read_registry', 'read_repository',
+    'read_virtual_registry', 'self_rotate', 'write_observability', 'write_registry',
+    'write_repository', 'write_virtual_registry',
+)
+# Scopes only personal access tokens take; the last three only on administrators' tokens.
+PERSONAL_ONLY_SCOPES = ('read_user', 'admin_mode', 'read_service_ping', 'sudo')
+PERSONAL_SCOPES = tuple(sorted(RESOURCE_SCOPES + PERSONAL_ONLY_SCOPES))
+
+ACCESS_LEVELS = {'guest': 10, 'planner': 15, 'reporter': 20, 'developer': 30,
+                 'maintainer': 40, 'owner': 50}
+
+DEFAULT_EXPIRES_IN_DAYS = 30
+
+ADMIN_PAT_HINT = (
+    'GitLab lets only administrators create personal access tokens with these scopes '
+    'through the API: create the first token in the GitLab UI (User settings > Access '
+    'tokens), after which this module can rotate it (rotation_method=rotate or '
+    "self_rotate), or use an administrator's api_token")
+
+
+def token_argument_spec(default_scopes, with_access_level):
+    """The options every token module shares; the module adds its owner option."""
+    spec = dict(
+        name=dict(type='str', required=True),
+        scopes=dict(type='list', elements='str', default=list(default_scopes)),
+        description=dict(type='str'),
+        expires_at=dict(type='str'),
+        expires_in_days=dict(type='int'),
+        rotate_before_days=dict(type='int', default=7),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        force=dict(type='bool', default=False),
+        rotation_method=dict(type='str', default='rotate',
+                             choices=['rotate', 'self_rotate', 'create_new']),
+        token_id=dict(type='int'),
+    )
+    if with_access_level:
+        spec['access_level'] = dict(type='raw', default='developer')
+    return spec
+
+
+TOKEN_MUTUALLY_EXCLUSIVE = [('expires_at', 'expires_in_days')]
+
+
+# ---- dates ---------------------------------------------------------------------------
+
+def parse_date(value, option):
+    """A YYYY-MM-DD string as a date, or a GitLabModuleError naming ``option``."""
+    text = str(value).strip()
+    if re.match(r'^\d{4}-\d{2}-\d{2}$', text):
+        try:
+            return datetime.date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+        except ValueError:
+            pass
+    raise GitLabModuleError('%s must be a date written YYYY-MM-DD, got %r' % (option, text))
+
+
+def days_left(expires_at, today):
+    """Whole days from ``today`` to the expiry date; None for a token that never expires.
+
+    GitLab treats a token as expired from 00:00 UTC on its expiry date, so 0 or less
+    means expired.
+    """
+    if not expires_at:
+        return None
+    return (parse_date(expires_at, 'expires_at') - today).days
+
+
+def is_active(token, today):
+    left = days_left(token.get('expires_at'), today)
+    return (not token.get('revoked') and token.get('active', True) is not False
+            and (left is None or left > 0))
+
+
+def token_state(token, today):
+    """active, expired or revoked."""
+    if token.get('revoked'):
+        return 'revoked'
+    return 'active' if is_active(token, today) else 'expired'
+
+
+def new_expiry(today, expires_at, expires_in_days, rotate_before_days):
+    """The expiry date for a token issued today, checked so it will not rotate again at once."""
+    if expires_at:
+        expiry = parse_date(expires_at, 'expires_at')
+        if expiry <= today:
+            raise GitLabModuleError(
+                "expires_at %s is not in the future (GitLab's date is %s): give a later date"
+                % (expiry, today))
+        origin = 'expires_at %s is %d days away' % (expiry, (expiry - today).days)
+    else:
+        days = DEFAULT_EXPIRES_IN_DAYS if expires_in_days is None else expires_in_days
+        expiry = today + datetime.timedelta(days=days)
+        origin = 'expires_in_days (%d)' % days
+    if (expiry - today).days <= rotate_before_days:
+        raise GitLabModuleError(
+            '%s, not more than rotate_before_days (%d): a new token would be due for rotation '
+            'at once and every run would rotate it again; give a longer lifetime or a smaller '
+            'rotate_before_days' % (origin, rotate_before_days))
+    return expiry
+
+
+# ---- input checks --------------------------------------------------------------------
+
+def check_scopes(scopes, allowed, noun):
+    if not scopes:
+        raise GitLabModuleError('scopes must name at least one scope, for example api')
+    for scope in scopes:
+        if scope in allowed:
+            continue
+        if scope in PERSONAL_ONLY_SCOPES:
+            raise GitLabModuleError(
+                'scopes: %s is not allowed on a %s; GitLab accepts it only on personal access '
+                'tokens' % (scope, noun))
+        raise GitLabModuleError(
+            'scopes: unknown scope %r for a %s; valid scopes: %s'
+            % (scope, noun, ', '.join(allowed)))
+
+
+def parse_access_level(value):
+    """An access level name or number as GitLab's number."""
+    text = str(value).strip().lower()
+    if text in ACCESS_LEVELS:
+        return ACCESS_LEVELS[text]
+    if text.isdigit() and int(text) in ACCESS_LEVELS.values():
+        return int(text)
+    raise GitLabModuleError(
+        'access_level must be one of %s (or %s), got %r' % (
+            ', '.join(ACCESS_LEVELS), ', '.join(str(n) for n in sorted(ACCESS_LEVELS.values())),
+            value))
+
+
+# ---- the decision ---------------------------------------------------------------------
+
+class Decision:
+    """What to do with the tokens named ``name``: created, rotated, replaced or none."""
+
+    def __init__(self, action, current=None, duplicates=()):
+        self.action = action
+        self.current = current
+        self.duplicates = list(duplicates)
+
+
+def newest_first(tokens):
+    return sorted(tokens, key=lambda token: (token.get('created_at') or '', token.get('id') or 0),
+                  reverse=True)
+
+
+def decide(tokens, name, scopes, access_level, rotate_before_days, force, today):
+    """Pure decision for state=present over the tokens GitLab listed.
+
+    Only active tokens with exactly this name count; the newest is the current one and
+    the others are reported as duplicates. Scopes and role cannot change in place, so a
+    difference needs a replacement; otherwise a token expiring within
+    ``rotate_before_days`` (or ``force``) is rotated.
+    """
+    candidates = newest_first(token for token in tokens
+                              if token.get('name') == name and is_active(token, today))
+    if not candidates:
+        return Decision('created')
+    current, duplicates = candidates[0], candidates[1:]
+    level = current.get('access_level')
+    if set(current.get('scopes') or ()) != set(scopes) or (
+            access_level is not None and level is not None and level != access_level):
+        return Decision('replaced', current, duplicates)
+    left = days_left(current.get('expires_at'), today)
+    if force or (left is not None and left <= rotate_before_days):
+        return Decision('rotated', current, duplicates)
+    return Decision('none', current, duplicates)
+
+
+# ---- views (never a secret) ----------------------------------------------------------
+
+def diff_view(token, with_access_level, active=True):
+    if not token:
+        return {}
+    view = dict(id=token.get('id'), expires_at=token.get('expires_at'),
+                scopes=sorted(token.get('scopes') or []), active=active)
+    if with_access_level:
+        view['access_level'] = token.get('access_level')
+    return view
+
+
+def info_view(token, today, with_access_level):
+    view = dict(
+        id=token.get('id'), name=token.get('name'), description=token.get('description'),
+        scopes=list(token.get('scopes') or []), user_id=token.get('user_id'),
+        created_at=token.get('created_at'), last_used_at=token.get('last_used_at'),
+        expires_at=token.get('expires_at'), days_left=days_left(token.get('expires_at'), today),
+        state=token_state(token, today), revoked=bool(token.get('revoked')),
+        active=is_active(token, today))
+    if with_access_level:
+        view['access_level'] = token.get('access_level')
+    return view
+
+
+# ---- where tokens live ---------------------------------------------------------------
+
+class TokenOwner:
+    """The user, project or group whose access tokens a module manages."""
+
+    noun = 'access token'
+    allowed_scopes = RESOURCE_SCOPES
+    has_access_level = False
+    list_hints = {}
+    create_hints = {}
+
+    def __init__(self, client):
+        self.client = client
+
+    def label(self):
+        raise NotImplementedError
+
+    def manager(self):
+        """The python-gitlab manager that lists, rotates and revokes these tokens."""
+        raise NotImplementedError
+
+    def create_manager(self):
+        return self.manager()
+
+    def list_filters(self):
+        return {}
+
+    def result_fields(self, token):
+        return {}
+
+    def check_self_token(self, token):
+        """Refuse a self-rotation whose api_token belongs to another owner."""
+
+    def list_tokens(self, name=None, active_only=True):
+        """Tokens as dicts, filtered by GitLab (search, state) and then by exact name."""
+        filters = self.list_filters()
+        if name:
+            filters['search'] = name
+        if active_only:
+            filters['state'] = 'active'
+        what = 'list the %ss%s of %s' % (self.noun, ' named %r' % name if name else '', self.label())
+        with self.client.errors(what, self.list_hints):
+            tokens = [item.asdict() for item in
+                      self.manager().list(get_all=True, per_page=100, **filters)]
+        return [token for token in tokens if not name or token.get('name') == name]
+
+    def self_token(self):
+        hints = {401: 'With rotation_method=self_rotate the api_token must be the active token '
+                      'being rotated, and GitLab refused it: if it expired or was revoked it '
+                      'cannot rotate itself, so issue a new one with rotation_method=rotate '
+                      'or create_new and a token allowed to create tokens'}
+        with self.client.errors('read the api_token itself (/personal_access_tokens/self)', hints):
+            return self.client.personal_access_tokens.get('self').asdict()
+
+    def create(self, attributes):
+        what = 'create %s %r for %s' % (self.noun, attributes['name'], self.label())
+        with self.client.errors(what, self.create_hints, write=True):
+            return self.create_manager().create(attributes).asdict()
+
+    def rotate(self, token, expires_at, self_rotate=False):
+        target = 'self' if self_rotate else token['id']
+        what = '%s %s %s (%r) of %s' % ('self-rotate' if self_rotate else 'rotate', self.noun,
+                                        token['id'], token['name'], self.label())
+        with self.client.errors(what, self.list_hints, write=True):
+            rotated = self.manager().rotate(target, expires_at=expires_at.isoformat())
+        if not isinstance(rotated, dict):
+            raise GitLabModuleError(
+                "Could not %s: GitLab's answer is not JSON, so the new token is unknown; it may "
+                'have rotated: check with mobb.scm.gitlab_access_token_info' % what)
+        return rotated
+
+    def revoke(self, token):
+        what = 'revoke %s %s (%r) of %s' % (self.noun, token['id'], token['name'], self.label())
+        with self.client.errors(what, self.list_hints):
+            self.manager().delete(token['id'])
+
+
+class PersonalTokens(TokenOwner):
+    """Personal access tokens of one user: the named one, else the api_token's user."""
+
+    noun = 'personal access token'
+    allowed_scopes = PERSONAL_SCOPES
+    list_hints = {401: 'Only administrators may manage the tokens of other users: check the '
+                       'user, and that api_token is valid'}
+    create_hints = {403: ADMIN_PAT_HINT}
+
+    def __init__(self, client, username=None):
+        super().__init__(client)
+        self.username = username
+        self._user_id = None
+
+    def label(self):
+        return "user '%s'" % self.username if self.username else "the api_token's user"
+
+    def user_id(self):
+        """The owner's id: one GET /users?username= or GET /user, only when first needed."""
+        if self._user_id is None:
+            if self.username:
+                with self.client.errors("look up GitLab user '%s'" % self.username):
+                    users = self.client.users.list(username=self.username, get_all=False)
+                matches = [user for user in users if user.username.lower() == self.username.lower()]
+                if not matches:
+                    raise GitLabModuleError(
+                        "user: GitLab has no user '%s' (or the api_token cannot see it); check "
+                        'the username' % self.username)
+                self._user_id = matches[0].id
+            else:
+                with self.client.errors("read the api_token's user (/user)"):
+                    self.client.auth()
+                self._user_id = self.client.user.id
+                self.username = self.client.user.username
+        return self._user_id
+
+    def manager(self):
+        return self.client.personal_access_tokens
+
+    def create_manager(self):
+        return self.client.users.get(self.user_id(), lazy=True).personal_access_tokens
+
+    def list_filters(self):
+        return {'user_id': self.user_id()}
+
+    def result_fields(self, token):
+        user_id = token.get('user_id') if token else None
+        return {'user_id': user_id if user_id is not None else self._user_id}
+
+    def check_self_token(self, token):
+        if self.username and token.get('user_id') != self.user_id():
+            raise GitLabModuleError(
+                "rotation_method=self_rotate rotates the api_token itself, but api_token "
+                "belongs to user id %s, not to user '%s'" % (token.get('user_id'), self.username))
+
+
+class ResourceTokens(TokenOwner):
+    """Access tokens of a project or group, reached through a lazy object (no GET of it)."""
+
+    kind = None
+    role_needed = None
+    has_access_level = True
+
+    def __init__(self, client, resource):
+        super().__init__(client)
+        self.resource = resource
+        self.list_hints = {
+            401: "Check that api_token is valid and that its user has the %s on the %s: "
+                 "GitLab requires it to manage the %s's access tokens"
+                 % (self.role_needed, self.kind, self.kind),
+            404: "The %s does not exist or the api_token's user cannot see it" % self.kind,
+        }
+        self.create_hints = self.list_hints
+
+    def label(self):
+        return "%s '%s'" % (self.kind, self.resource)
+
+    def _parent(self):
+        raise NotImplementedError
+
+    def manager(self):
+        return self._parent().access_tokens
+
+    def result_fields(self, token):
+        # GitLab 17.x+ names the owning resource in the token; without it only an id given
+        # as a number is known, since resolving a path would cost a request.
+        resource_id = token.get('resource_id') if token else None
+        if resource_id is None and str(self.resource).isdigit():
+            resource_id = int(self.resource)
+        return {'%s_id' % self.kind: resource_id,
+                'access_level': token.get('access_level') if token else None,
+                'user_id': token.get('user_id') if token else None}
+
+
+class ProjectTokens(ResourceTokens):
+    """Access tokens of one project."""
+
+    kind = 'project'
+    noun = 'project access token'
+    role_needed = 'Maintainer role or higher'
+
+    def _parent(self):
+        return self.client.projects.get(self.resource, lazy=True)
+
+
+class GroupTokens(ResourceTokens):
+    """Access tokens of one group."""
+
+    kind = 'group'
+    noun = 'group access token'
+    role_needed = 'Owner role'
+
+    def _parent(self):
+        return self.client.groups.get(self.resource, lazy=True)
+
+
+# ---- the token modules' run ----------------------------------------------------------
+
+class AccessTokenRun:
+    """One run of a token module: check the input, read, decide, write, report."""
+
+    def __init__(self, module, owner):
+        self.module = module
+        self.owner = owner
+        self.params = module.params
+        self.access_level = None
+
+    def validate(self):
+        """Checks that need no GitLab; failures here happen before any request."""
+        params = self.params
+        if not params['name'].strip():
+            raise GitLabModuleError('name must not be empty')
+        if params['token_id'] is not None and params['state'] != 'absent':
+            raise GitLabModuleError('token_id only applies with state=absent')
+        if params['rotate_before_days'] < 0:
+            raise GitLabModuleError('rotate_before_days must be 0 or more, got %d'
+                                    % params['rotate_before_days'])
+        if params['expires_in_days'] is not None and params['expires_in_days'] < 1:
+            raise GitLabModuleError('expires_in_days must be at least 1, got %d'
+                                    % params['expires_in_days'])
+        if params['expires_at']:
+            parse_date(params['expires_at'], 'expires_at')
+        if params['state'] == 'present':
+            check_scopes(params['scopes'], self.owner.allowed_scopes, self.owner.noun)
+            if self.owner.has_access_level:
+                self.access_level = parse_access_level(params['access_level'])
+
+    def run(self):
+        self.validate()
+        if self.params['state'] == 'absent':
+            return self._absent()
+        return self._present()
+
+    def _present(self):
+        params = self.params
+        method = params['rotation_method']
+        if method == 'self_rotate':
+            tokens = [self._self_token()]
+        else:
+            tokens = self.owner.list_tokens(params['name'])
+        today = self.owner.client.today()
+        expiry = new_expiry(today, params['expires_at'], params['expires_in_days'],
+                            params['rotate_before_days'])
+        decision = decide(tokens, params['name'], params['scopes'], self.access_level,
+                          params['rotate_before_days'], params['force'], today)
+        current = decision.current
+        if method == 'self_rotate' and decision.action == 'replaced':
+            raise GitLabModuleError(
+                '%s %s (%r) has scopes %s%s, and GitLab cannot change those in place; '
+                'self_rotate keeps them: use rotation_method=rotate or create_new with a token '
+                'allowed to create tokens, or ask for the scopes it has' % (
+                    self.owner.noun, current['id'], current['name'], sorted(current['scopes']),
+                    '' if current.get('access_level') is None
+                    else ' and access level %s' % current['access_level']))
+        if decision.duplicates:
+            self.module.warn(
+                'Other active %ss named %r exist besides the newest (id %s), which this run '
+                'manages: ids %s. Revoke them with state=absent and token_id.' % (
+                    self.owner.noun, params['name'], current['id'],
+                    ', '.join(str(token['id']) for token in decision.duplicates)))
+
+        issued, previous_active = self._apply(decision, method, expiry)
+        if decision.action == 'none':
+            outcome = current
+        elif issued is not None:
+            outcome = issued
+        else:
+            outcome = self._predicted(decision, method, expiry)
+        result = dict(
+            changed=decision.action != 'none',
+            action=decision.action,
+            token_id=outcome.get('id'),
+            previous_token_id=current['id'] if current and decision.action != 'none' else None,
+            previous_token_active=previous_active,
+            name=params['name'],
+            scopes=list(outcome.get('scopes') or []),
+            expires_at=outcome.get('expires_at'),
+            days_left=days_left(outcome.get('expires_at'), today),
+            duplicate_token_ids=[token['id'] for token in decision.duplicates],
+        )
+        result.update(self.owner.result_fields(outcome))
+        if issued is not None:
+            result['token'] = issued['token']
+            if not self.module.no_log:
+                self.module.warn('This result holds the new token and the task does not set '
+                                 'no_log: true, so Ansible may print it; set no_log on the task.')
+        if self.module._diff:
+            level = self.owner.has_access_level
+            result['diff'] = dict(before=diff_view(current, level),
+                                  after=diff_view(outcome, level))
+        return result
+
+    def _predicted(self, decision, method, expiry):
+        """In check mode, the token GitLab would hold after the run (its id is unknown)."""
+        if decision.action == 'rotated' and method != 'create_new':
+            # GitLab's rotation keeps scopes, role and (project and group) bot user.
+            return dict(decision.current, id=None, expires_at=expiry.isoformat())
+        return dict(id=None, name=self.params['name'], expires_at=expiry.isoformat(),
+                    scopes=list(self.params['scopes']), access_level=self.access_level,
+                    user_id=None)
+
+    def _self_token(self):
+        token = self.owner.self_token()
+        if token.get('name') != self.params['name']:
+            raise GitLabModuleError(
+                'rotation_method=self_rotate rotates the api_token itself, but api_token is the '
+                'token named %r (id %s), not %r: give the token being managed as api_token'
+                % (token.get('name'), token.get('id'), self.params['name']))
+        self.owner.check_self_token(token)
+        return token
+
+    def _apply(self, decision, method, expiry):
+        """Make the writes the decision needs; return (issued token or None, old still active)."""
+        action, current = decision.action, decision.current
+        if action == 'none':
+            return None, False
+        keeps_old = current is not None and method == 'create_new'
+        if self.module.check_mode:
+            return None, keeps_old
+        if action == 'rotated' and method != 'create_new':
+            return self.owner.rotate(current, expiry, self_rotate=method == 'self_rotate'), False
+        attributes = dict(name=self.params['name'], scopes=list(self.params['scopes']),
+                          expires_at=expiry.isoformat())
+        if self.params['description'] is not None:
+            attributes['description'] = self.params['description']
+        if self.owner.has_access_level:
+            attributes['access_level'] = self.access_level
+        issued = self.owner.create(attributes)
+        if action == 'replaced' and method == 'rotate':
+            # Create first, then revoke: if the revoke fails the new token is still
+            # returned, so the caller never loses both.
+            try:
+                self.owner.revoke(current)
+            except GitLabModuleError as error:
+                self.module.warn('The new token was issued but the old one is still active: %s' % error)
+                return issued, True
+        return issued, keeps_old
+
+    def _absent(self):
+        params = self.params
+        tokens = self.owner.list_tokens(params['name'])
+        today = self.owner.client.today()
+        active = newest_first(token for token in tokens if is_active(token, today))
+        if params['token_id'] is not None:
+            active = [token for token in active if token['id'] == params['token_id']]
+        revoked = []
+        if not self.module.check_mode:
+            for token in active:
+                try:
+                    self.owner.revoke(token)
+                except GitLabModuleError as error:
+                    if not revoked:
+                        raise
+                    raise GitLabModuleError('Revoked token(s) %s, then: %s' % (
+                        ', '.join(str(token_id) for token_id in revoked), error))
+                revoked.append(token['id'])
+        first = active[0] if active else None
+        result = dict(
+            changed=bool(active),
+            action='revoked' if active else 'none',
+            token_id=first['id'] if first else None,
+            revoked_token_ids=[token['id'] for token in active],
+            previous_token_id=None,
+            previous_token_active=False,
+            name=params['name'],
+            scopes=list(first['scopes']) if first else [],
+            expires_at=first.get('expires_at') if first else None,
+            days_left=days_left(first.get('expires_at'), today) if first else None,
+            duplicate_token_ids=[],
+        )
+        result.update(self.owner.result_fields(first))
+        if self.module._diff:
+            level = self.owner.has_access_level
+            result['diff'] = dict(before=diff_view(first, level),
+                                  after=diff_view(first, level, active=False))
+        return result
