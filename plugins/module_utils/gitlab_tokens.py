@@ -40,7 +40,12 @@ ADMIN_PAT_HINT = (
 
 
 def token_argument_spec(default_scopes, with_access_level):
-    """The options every token module shares; the module adds its owner option."""
+    """The options every token module shares; the module adds its owner option.
+
+    doc_fragments/gitlab_token.py documents them, except scopes (its RESOURCE_SCOPES
+    covers project and group tokens), rotation_method and access_level, which each
+    module documents itself: change both places together.
+    """
     spec = dict(
         name=dict(type='str', required=True),
         scopes=dict(type='list', elements='str', default=list(default_scopes)),

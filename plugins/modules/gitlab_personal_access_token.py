@@ -35,12 +35,6 @@ options:
       - Username of the token's owner.
       - Defaults to the user of O(api_token).
     type: str
-  name:
-    description:
-      - Name of the token. It identifies the token between runs; GitLab does not require
-        names to be unique, this module treats them as if it did.
-    type: str
-    required: true
   scopes:
     description:
       - Scopes of the token, compared as a set. Mobb needs V(api) and V(read_user).
@@ -53,40 +47,6 @@ options:
     type: list
     elements: str
     default: [api, read_user]
-  description:
-    description:
-      - Description stored with a token this module creates (GitLab 17.7 or later).
-        Rotation keeps the description; a different description does not trigger a change.
-    type: str
-  expires_at:
-    description:
-      - Expiry date, V(YYYY-MM-DD), of a token this module issues. Must be in the future
-        and further away than O(rotate_before_days).
-      - Mutually exclusive with O(expires_in_days).
-    type: str
-  expires_in_days:
-    description:
-      - Lifetime in days of a token this module issues, counted from GitLab's date.
-      - Defaults to V(30) when O(expires_at) is not set. GitLab caps lifetimes at 365
-        days unless an administrator set less.
-    type: int
-  rotate_before_days:
-    description:
-      - Issue a new token when the current one expires in this many days or fewer.
-    type: int
-    default: 7
-  state:
-    description:
-      - V(present) ensures a fresh token; V(absent) revokes the active tokens with this
-        name (only O(token_id) when it is given).
-    type: str
-    choices: [present, absent]
-    default: present
-  force:
-    description:
-      - Rotate now, even if the token is far from expiry.
-    type: bool
-    default: false
   rotation_method:
     description:
       - How a token is renewed.
@@ -103,13 +63,10 @@ options:
     type: str
     choices: [rotate, self_rotate, create_new]
     default: rotate
-  token_id:
-    description:
-      - With O(state=absent), revoke only the active token with this id and this name.
-    type: int
 extends_documentation_fragment:
   - mobb.scm.gitlab
   - mobb.scm.gitlab.attributes
+  - mobb.scm.gitlab_token
 attributes:
   check_mode:
     support: full

@@ -36,23 +36,6 @@ options:
       - The project, by numeric id or full path (V(acme/payments)).
     type: str
     required: true
-  name:
-    description:
-      - Name of the token. It identifies the token between runs; GitLab does not require
-        names to be unique, this module treats them as if it did.
-    type: str
-    required: true
-  scopes:
-    description:
-      - Scopes of the token, compared as a set. Mobb needs V(api).
-      - Valid scopes are V(ai_features), V(api), V(create_runner), V(k8s_proxy),
-        V(manage_runner), V(mcp), V(mcp_orbit), V(read_api), V(read_observability),
-        V(read_registry), V(read_repository), V(read_virtual_registry), V(self_rotate),
-        V(write_observability), V(write_registry), V(write_repository) and
-        V(write_virtual_registry). V(read_user) is for personal access tokens only.
-    type: list
-    elements: str
-    default: [api]
   access_level:
     description:
       - Role of the token's bot user in the project, by name (V(guest), V(planner),
@@ -60,40 +43,6 @@ options:
         V(20), V(30), V(40), V(50)). Mobb needs V(developer) or higher.
     type: raw
     default: developer
-  description:
-    description:
-      - Description stored with a token this module creates. Rotation keeps the
-        description; a different description does not trigger a change.
-    type: str
-  expires_at:
-    description:
-      - Expiry date, V(YYYY-MM-DD), of a token this module issues. Must be in the future
-        and further away than O(rotate_before_days).
-      - Mutually exclusive with O(expires_in_days).
-    type: str
-  expires_in_days:
-    description:
-      - Lifetime in days of a token this module issues, counted from GitLab's date.
-      - Defaults to V(30) when O(expires_at) is not set. GitLab caps lifetimes at 365
-        days unless an administrator set less.
-    type: int
-  rotate_before_days:
-    description:
-      - Issue a new token when the current one expires in this many days or fewer.
-    type: int
-    default: 7
-  state:
-    description:
-      - V(present) ensures a fresh token; V(absent) revokes the active tokens with this
-        name (only O(token_id) when it is given).
-    type: str
-    choices: [present, absent]
-    default: present
-  force:
-    description:
-      - Rotate now, even if the token is far from expiry.
-    type: bool
-    default: false
   rotation_method:
     description:
       - How a token is renewed.
@@ -110,13 +59,11 @@ options:
     type: str
     choices: [rotate, self_rotate, create_new]
     default: rotate
-  token_id:
-    description:
-      - With O(state=absent), revoke only the active token with this id and this name.
-    type: int
 extends_documentation_fragment:
   - mobb.scm.gitlab
   - mobb.scm.gitlab.attributes
+  - mobb.scm.gitlab_token
+  - mobb.scm.gitlab_token.resource_scopes
 attributes:
   check_mode:
     support: full
