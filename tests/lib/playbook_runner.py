@@ -1,12 +1,15 @@
-"""Run playbooks through ansible-core itself, against the local servers.
+"""pytest plugin (loaded by pytest.ini as ``-p playbook_runner``): run playbooks through ansible-core itself.
 
 ``run_playbook`` writes a playbook, runs ``ansible-playbook`` in a subprocess with the
 collection on ANSIBLE_COLLECTIONS_PATH, and returns the exit code, the whole output
 (``-vvvv`` by default, so leak checks see everything Ansible prints) and every task result.
+The integration tests use it against the local servers, the live tests against the
+GitLab and Mobb named in the environment.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -23,8 +26,9 @@ COLLECTIONS_DIR = os.path.join(REPO_ROOT, '.cache', 'collections')
 @dataclasses.dataclass
 class PlaybookRun:
     rc: int
-    output: str
-    results: list
+    # Out of the repr, so that a failed assertion on a run never prints what it may have leaked.
+    output: str = dataclasses.field(repr=False)
+    results: list = dataclasses.field(repr=False)
 
     def task(self, name):
         """The last result of the task with this name."""
@@ -36,6 +40,23 @@ class PlaybookRun:
         """Fail when any of these secret values appears anywhere in the output."""
         leaked = [s for s in secrets if s and s in self.output]
         assert not leaked, f'{len(leaked)} secret value(s) appear in the output'
+
+    def assert_no_fingerprinted_secrets(self, fingerprints):
+        """Fail when a secret known only as ``(sha256 hex, length)`` appears in the output or results.
+
+        Every window of that length is hashed, so this finds exactly what ``secret in text``
+        would, for values that exist only inside the playbook run (registered with no_log).
+        """
+        text = self.output + json.dumps(self.results)
+        wanted = {}
+        for digest, length in fingerprints:
+            wanted.setdefault(length, set()).add(digest)
+        found = []
+        for length, digests in wanted.items():
+            for start in range(len(text) - length + 1):
+                if hashlib.sha256(text[start:start + length].encode()).hexdigest() in digests:
+                    found.append(start)
+        assert not found, f'{len(found)} occurrence(s) of fingerprinted secrets in the output, at offsets {found}'
 
 
 def _inventory():
