@@ -1,6 +1,8 @@
 # mobb.scm — one file for every developer and CI command. Each target sets itself up.
 #   make test   everything CI runs: sanity, lint, unit, server contract and integration tests
-#   make demo   the main job against the local GitLab and Mobb servers (arrives with the role)
+#   make demo   the rotation role on a local fleet: create, no-op, rotate, check (demo/run.py)
+#   make bench  mobb.scm.rotate beside community.general on N local servers (BENCH_N, BENCH_FORKS)
+#   make live   the modules against a real GitLab and Mobb named in the environment (README)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
@@ -20,9 +22,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(CURDIR)/.cache/ansible-home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test sanity lint units contract integration build demo clean
+.PHONY: test sanity lint units contract integration live build demo bench bench-smoke clean
 
-test: sanity lint units contract integration
+test: sanity lint units contract integration bench-smoke
 	@echo "make test: all suites passed"
 
 $(STAMP): requirements.txt test-requirements.txt
@@ -64,11 +66,27 @@ contract: venv
 integration: venv
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
+LIVE_VARIABLES := GITLAB_URL GITLAB_TOKEN LIVE_GITLAB_PROJECT MOBB_API_URL MOBB_API_KEY
+live:
+	@missing=""; for name in $(LIVE_VARIABLES); do [ -n "$${!name:-}" ] || missing="$$missing $$name"; done; \
+		[ -z "$$missing" ] || { echo "make live: not set:$$missing (see README.md, \"Testing against a real GitLab and Mobb\")" >&2; exit 2; }
+	@$(MAKE) --no-print-directory venv
+	$(BIN)/pytest tests/live -m live $(PYTEST_ARGS)
+
 build: venv
 	mkdir -p .cache/dist && $(BIN)/ansible-galaxy collection build --force --output-path .cache/dist
 
-demo:
-	@echo "make demo arrives with the rotation role (issue 5)."; exit 1
+demo: venv
+	$(BIN)/python demo/run.py
+
+# Figures, not a timed test: wall time, requests per token and peak memory of both jobs.
+BENCH_N ?= 50
+BENCH_FORKS ?= 10
+bench: venv
+	$(BIN)/python tests/benchmarks/bench_rotation.py -n $(BENCH_N) --forks $(BENCH_FORKS)
+
+bench-smoke: venv
+	$(BIN)/python tests/benchmarks/bench_rotation.py -n 3
 
 clean:
 	rm -rf .cache $(VENV) tests/output

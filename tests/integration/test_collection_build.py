@@ -27,7 +27,7 @@ def installed(tmp_path_factory):
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     collections = tmp_path_factory.mktemp('collections')
-    _run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--offline', '--no-deps',
+    _run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--offline', '--no-deps', '--force',
           '-p', str(collections), str(tarball)])
     return names, collections
 

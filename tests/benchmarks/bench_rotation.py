@@ -1,0 +1,297 @@
+"""Benchmark: mobb.scm.rotate beside the same job built from community.general.
+
+Starts one local GitLab hub serving 2 x N instances and one local Mobb. The first N
+instances are kept by ``mobb.scm.rotate`` (project access tokens), the other N by
+``community_general_rotate.yml`` (community.general.gitlab_project_access_token plus
+ansible.builtin.uri). Each instance starts with a project token that Mobb holds. Both
+jobs run as a no-op, then (after the servers' clock moves 24 days, past the 7-day
+threshold) as a rotation, in this one invocation against the same servers. For each run
+it prints the wall time, the GitLab and Mobb requests per token (from the servers'
+request logs) and the peak memory of the ansible-playbook process tree, and the ratio
+community.general / mobb.scm. It checks that every run did its job (exit code, tokens
+rotated, Mobb connected), and exits non-zero otherwise. Nothing here is a timed test.
+
+community.general comes from the ``ansible`` 12.x wheel (downloaded with pip, only its
+community/general folder extracted under .cache/bench/), so the project's venv stays clean.
+
+    python tests/benchmarks/bench_rotation.py -n 3          # what `make bench-smoke` runs
+    python tests/benchmarks/bench_rotation.py -n 50 --forks 20
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'servers'))
+
+from gitlab_server.client import start_hub  # noqa: E402  (needs the path above)
+from mobb_server.client import start_mobb  # noqa: E402
+
+BENCH_DIR = os.path.join(ROOT, '.cache', 'bench')
+COMMUNITY_COLLECTIONS = os.path.join(BENCH_DIR, 'collections')
+OUR_COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
+ANSIBLE_WHEEL = 'ansible>=12,<13'
+PROJECT = 'team/app'
+CLOCK_DAYS = 24
+CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
+
+
+def community_general():
+    """Extract community.general from the ansible 12.x wheel once; return its collections path."""
+    marker = os.path.join(COMMUNITY_COLLECTIONS, 'ansible_collections', 'community', 'general', 'MANIFEST.json')
+    if os.path.exists(marker):
+        return COMMUNITY_COLLECTIONS
+    with tempfile.TemporaryDirectory(prefix='ansible-wheel-') as download:
+        subprocess.run([sys.executable, '-m', 'pip', 'download', '--quiet', '--disable-pip-version-check',
+                        '--no-deps', '--only-binary', ':all:', '-d', download, ANSIBLE_WHEEL], check=True)
+        wheel = glob.glob(os.path.join(download, 'ansible-*.whl'))[0]
+        with zipfile.ZipFile(wheel) as archive:
+            members = [name for name in archive.namelist()
+                       if name.startswith('ansible_collections/community/general/')]
+            archive.extractall(COMMUNITY_COLLECTIONS, members)
+    return COMMUNITY_COLLECTIONS
+
+
+class PeakMemory:
+    """Samples the summed resident memory of a process and all its descendants (Linux /proc)."""
+
+    def __init__(self, pid, interval=0.05):
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _children():
+        parents = {}
+        for entry in os.listdir('/proc'):
+            if entry.isdigit():
+                try:
+                    with open(f'/proc/{entry}/stat', encoding='utf-8') as handle:
+                        fields = handle.read().rsplit(')', 1)[1].split()
+                    parents.setdefault(int(fields[1]), []).append(int(entry))
+                except (OSError, IndexError):
+                    continue
+        return parents
+
+    def _tree_rss(self):
+        parents = self._children()
+        pending, total = [self.pid], 0
+        while pending:
+            pid = pending.pop()
+            pending.extend(parents.get(pid, []))
+            try:
+                with open(f'/proc/{pid}/statm', encoding='utf-8') as handle:
+                    total += int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+            except OSError:
+                continue
+        return total
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(10)
+
+
+class Bench:
+    def __init__(self, count, forks, workdir):
+        self.count = count
+        self.forks = forks
+        self.workdir = workdir
+        self.rows = []
+        self.logs = {}
+        self.leaks = {}
+
+    def start(self):
+        self.hub = start_hub(instances=2 * self.count)
+        self.mobb = start_mobb(ca_path=self.hub.ca_path, stderr=subprocess.DEVNULL)
+        self.api_key = self.mobb.seed(
+            organizations=[{'name': 'acme'}],
+            users=[{'email': 'bench@acme.example', 'organization': 'acme', 'role': 'Admin'}])['users'][0]['api_key']
+        self.instances = self.hub.started
+        configs = []
+        for gitlab in self.instances:
+            token = gitlab.seed(projects=[{'path': PROJECT}], tokens=[
+                {'kind': 'project', 'project': PROJECT, 'name': 'mobb-broker', 'scopes': ['api'],
+                 'access_level': 30, 'expires_at': self._in_days(gitlab, 30)}])['tokens'][0]
+            configs.append({'user': 'bench@acme.example', 'scm_url': gitlab.url, 'token': token['token']})
+        self.mobb.seed(scm_configs=configs)
+        self.ours, self.theirs = self.instances[:self.count], self.instances[self.count:]
+        self.inventory = self._inventory()
+
+    @staticmethod
+    def _in_days(gitlab, days):
+        import datetime
+        today = datetime.date.fromisoformat(gitlab.now()[:10])
+        return (today + datetime.timedelta(days=days)).isoformat()
+
+    def stop(self):
+        self.mobb.stop()
+        self.hub.stop()
+
+    def _inventory(self):
+        """Two groups of hosts; admin tokens only as lookups of environment variables."""
+        def token(index):
+            return f"{{{{ lookup('ansible.builtin.env', 'BENCH_GITLAB_TOKEN_{index}') }}}}"
+
+        ours = {f'ours{i}': {'gitlab_token_rotation_gitlab_url': g.url, 'gitlab_token_rotation_gitlab_api_token': token(i)}
+                for i, g in enumerate(self.ours)}
+        theirs = {f'theirs{i}': {'bench_gitlab_url': g.url, 'bench_gitlab_token': token(self.count + i)}
+                  for i, g in enumerate(self.theirs)}
+        document = {
+            'ours': {'hosts': ours, 'vars': {
+                'gitlab_token_rotation_token_type': 'project', 'gitlab_token_rotation_project': PROJECT,
+                'gitlab_token_rotation_verify_delay': 1}},
+            'theirs': {'hosts': theirs, 'vars': {'bench_project': PROJECT, 'bench_mobb_url': self.mobb.graphql_url}},
+            'all': {'hosts': {'localhost': {'ansible_connection': 'local',
+                                            'ansible_python_interpreter': sys.executable}}},
+        }
+        path = os.path.join(self.workdir, 'inventory.yml')
+        with open(path, 'w', encoding='utf-8') as handle:
+            yaml.safe_dump(document, handle)
+        return path
+
+    def environment(self):
+        environment = dict(os.environ)
+        environment.update({
+            'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join([OUR_COLLECTIONS, community_general()]),
+            'ANSIBLE_HOME': os.path.join(self.workdir, 'ansible-home'),
+            'ANSIBLE_LOCAL_TEMP': os.path.join(self.workdir, 'tmp'),
+            'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_RETRY_FILES_ENABLED': 'False',
+            'MOBB_API_URL': self.mobb.graphql_url, 'MOBB_API_KEY': self.api_key,
+        })
+        for index, gitlab in enumerate(self.instances):
+            environment[f'BENCH_GITLAB_TOKEN_{index}'] = gitlab.admin_token
+        return environment
+
+    def run(self, job, phase):
+        if job == 'mobb.scm':
+            playbook, instances, extra = 'mobb.scm.rotate', self.ours, ['-e', 'mobb_scm_hosts=ours']
+        else:
+            playbook, instances, extra = os.path.join(HERE, 'community_general_rotate.yml'), self.theirs, ['-e', 'bench_hosts=theirs']
+        for gitlab in instances:
+            gitlab.clear_requests()
+        self.mobb.clear_requests()
+        command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), playbook,
+                   '-i', self.inventory, '-f', str(self.forks)] + extra
+        log_path = os.path.join(self.workdir, f'{job}-{phase}.log')
+        self.logs.setdefault(job, []).append(log_path)
+        started = time.monotonic()
+        with open(log_path, 'w', encoding='utf-8') as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=self.environment(), stdout=log,
+                                       stderr=subprocess.STDOUT)
+            with PeakMemory(process.pid) as memory:
+                code = process.wait()
+        wall = time.monotonic() - started
+        log = [entry for g in instances for entry in g.requests()]
+        # The job authenticates with the admin token (user root); Mobb checks the kept
+        # token against GitLab with the token itself, so those requests are Mobb's.
+        by_job = [entry for entry in log if entry['username'] == 'root']
+        self.rows.append({'job': job, 'phase': phase, 'exit_code': code, 'wall_seconds': round(wall, 2),
+                          'gitlab_requests_per_token': round(len(by_job) / self.count, 2),
+                          'gitlab_writes_per_token': round(sum(e['method'] != 'GET' for e in by_job) / self.count, 2),
+                          'mobb_requests_per_token': round(len(self.mobb.requests()) / self.count, 2),
+                          'mobb_checks_in_gitlab_per_token': round((len(log) - len(by_job)) / self.count, 2),
+                          'peak_memory_mb': round(memory.peak / 2 ** 20, 1)})
+        if code != 0:
+            raise SystemExit(f'{job} {phase} failed with exit code {code}; see {log_path}')
+        return instances
+
+    def verify(self, instances, rotated):
+        """Each instance: one active token (a new one after a rotation) that Mobb connects with."""
+        for gitlab in instances:
+            active = [t for t in gitlab.tokens() if t['name'] == 'mobb-broker' and t['active']]
+            fresh = [t for t in active if t['id'] != 2]  # id 2: the seeded token (1 is the admin's)
+            answer = self.mobb.graphql(CHECK_QUERY, {'url': gitlab.url}, api_key=self.api_key).json()
+            connected = (answer.get('data') or {}).get('checkScmConnectionStatus') == {'status': 'OK'}
+            if len(active) != 1 or bool(fresh) != rotated or not connected:
+                raise SystemExit(f'{gitlab.url}: active tokens {active}, Mobb connected: {connected}')
+
+    def search_logs(self):
+        """Count the secret values the servers issued that appear in each job's output."""
+        secrets = list(self.mobb.secrets())
+        for gitlab in self.instances:
+            secrets += gitlab.secrets()
+        for job, paths in self.logs.items():
+            text = ''.join(open(path, encoding='utf-8').read() for path in paths)
+            self.leaks[job] = sum(1 for secret in set(secrets) if secret in text)
+        if self.leaks['mobb.scm']:
+            raise SystemExit(f'{self.leaks["mobb.scm"]} secret value(s) appear in the output of mobb.scm.rotate')
+
+    def main(self):
+        self.start()
+        try:
+            for job in ('mobb.scm', 'community.general'):
+                self.verify(self.run(job, 'no-op'), rotated=False)
+            self.hub.advance_clock(CLOCK_DAYS)
+            self.mobb.advance_clock(CLOCK_DAYS)
+            for job in ('mobb.scm', 'community.general'):
+                self.verify(self.run(job, 'rotation'), rotated=True)
+            self.search_logs()
+        finally:
+            self.stop()
+
+
+def print_table(bench):
+    columns = [('job', 'job', '<18'), ('phase', 'run', '<9'), ('wall_seconds', 'wall s', '>8'),
+               ('gitlab_requests_per_token', 'GitLab req/token', '>16'),
+               ('gitlab_writes_per_token', 'of them writes', '>14'),
+               ('mobb_requests_per_token', 'Mobb req/token', '>14'), ('peak_memory_mb', 'peak MB', '>8')]
+    print(f'N={bench.count} tokens per job, forks={bench.forks}. GitLab requests are the job\'s own '
+          '(Mobb\'s token checks against GitLab are left out).')
+    print('  '.join(format(title, spec) for _key, title, spec in columns))
+    for row in bench.rows:
+        print('  '.join(format(row[key], spec) for key, _title, spec in columns))
+    for phase in ('no-op', 'rotation'):
+        ours = next(r for r in bench.rows if r['job'] == 'mobb.scm' and r['phase'] == phase)
+        theirs = next(r for r in bench.rows if r['job'] == 'community.general' and r['phase'] == phase)
+        ratios = [format(theirs[key] / ours[key] if ours[key] else float('nan'), spec.replace('<', '>') + '.2f')
+                  for key, _title, spec in columns[2:]]
+        print('  '.join([format('ratio cg/mobb.scm', '<18'), format(phase, '<9')] + ratios))
+    print('Secret values in the output: ' + ', '.join(f'{job} {count}' for job, count in bench.leaks.items()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('-n', '--count', type=int, default=3, help='tokens (GitLab instances) per job')
+    parser.add_argument('--forks', type=int, default=10)
+    parser.add_argument('--json', help='also write the figures to this file')
+    options = parser.parse_args()
+    community_general()
+    workdir = os.path.join(BENCH_DIR, f'run-{options.count}')
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    bench = Bench(options.count, options.forks, workdir)
+    bench.main()
+    print_table(bench)
+    if options.json:
+        with open(options.json, 'w', encoding='utf-8') as handle:
+            json.dump({'count': bench.count, 'forks': bench.forks, 'runs': bench.rows, 'secrets_in_output': bench.leaks},
+                      handle, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

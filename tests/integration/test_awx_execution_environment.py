@@ -1,0 +1,69 @@
+"""The execution environment AWX needs: the collection's meta/execution-environment.yml,
+read by ansible-builder from the built collection, and docs/awx.md's EE definition turned
+into a build context by `ansible-builder create` (no container engine needed)."""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from awx_docs import execution_environment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def run(*command, cwd=None):
+    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+    """The collection tarball, and the collection installed from it."""
+    folder = tmp_path_factory.mktemp('ee')
+    run(os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', ROOT, '--output-path', str(folder))
+    tarball = next(folder.glob('mobb-scm-*.tar.gz'))
+    run(os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--force', str(tarball), '-p', str(folder / 'collections'))
+    return tarball, folder / 'collections'
+
+
+def requirement_lines(name):
+    with open(os.path.join(ROOT, name), encoding='utf-8') as handle:
+        return [line.split('#')[0].strip() for line in handle if line.split('#')[0].strip()]
+
+
+def test_ansible_builder_finds_the_collections_python_and_system_needs(built):
+    _tarball, collections = built
+    installed = collections / 'ansible_collections' / 'mobb' / 'scm'
+    assert yaml.safe_load((installed / 'meta' / 'execution-environment.yml').read_text())['dependencies'] == {
+        'python': 'requirements.txt', 'system': 'bindep.txt'}
+    found = yaml.safe_load(run(os.path.join(BIN, 'ansible-builder'), 'introspect', '--sanitize', str(collections)))
+    assert found['python'] == [f'{line}  # from collection mobb.scm' for line in requirement_lines('requirements.txt')]
+    assert [line.split('  #')[0] for line in found['python']] == ['python-gitlab>=6.0.0', 'requests>=2.28.0']
+    assert found['system'] == [f'{line}  # from collection mobb.scm' for line in requirement_lines('bindep.txt')]
+
+
+def test_the_documented_definition_makes_a_build_context(built, tmp_path):
+    tarball, _collections = built
+    definition = copy.deepcopy(execution_environment())
+    assert definition['dependencies']['galaxy']['collections'][0]['name'] == 'mobb.scm'
+    # Galaxy is not reachable here: the same definition with the collection from the tarball.
+    definition['dependencies']['galaxy']['collections'] = [{'name': str(tarball), 'type': 'file'}]
+    path = tmp_path / 'execution-environment.yml'
+    path.write_text(yaml.safe_dump(definition))
+    context = tmp_path / 'context'
+    run(os.path.join(BIN, 'ansible-builder'), 'create', '-f', str(path), '-c', str(context),
+        '--output-filename', 'Containerfile')
+    containerfile = (context / 'Containerfile').read_text()
+    assert 'ARG EE_BASE_IMAGE="quay.io/ansible/awx-ee:latest"' in containerfile
+    assert 'ansible-galaxy collection install' in containerfile
+    assert 'introspect.py introspect' in containerfile and 'install-from-bindep' in containerfile
+    assert yaml.safe_load((context / '_build' / 'requirements.yml').read_text()) == {
+        'collections': [{'name': str(tarball), 'type': 'file'}]}
+    assert "ansible-core>=2.19,<2.20" in containerfile
