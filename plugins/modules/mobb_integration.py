@@ -77,9 +77,9 @@ attributes:
 seealso:
   - module: mobb.scm.mobb_connection_info
     description: Check that Mobb reaches the GitLab Server with the stored token.
-  - name: Mobb's public GraphQL schema and API facts this module relies on
-    description: The Mobb modules section of the collection README.
-    link: https://github.com/mobb-dev/ansible-collection-scm/blob/main/README.md#mobb-modules
+  - name: Mobb's open-source CLI, whose public GraphQL schema this module follows
+    description: The C(mobbdev) package (Bugsy); the collection README's Mobb section lists what is assumed.
+    link: https://github.com/mobb-dev/bugsy
 author:
   - mobb.scm maintainers (@mobb-dev)
 """
