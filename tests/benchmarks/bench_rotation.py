@@ -267,7 +267,9 @@ def print_table(bench):
     for phase in ('no-op', 'rotation'):
         ours = next(r for r in bench.rows if r['job'] == 'mobb.scm' and r['phase'] == phase)
         theirs = next(r for r in bench.rows if r['job'] == 'community.general' and r['phase'] == phase)
-        ratios = [format(theirs[key] / ours[key] if ours[key] else float('nan'), spec.replace('<', '>') + '.2f')
+        # No ratio where mobb.scm's figure is zero (writes on the no-op run): '-' says so.
+        ratios = [format(theirs[key] / ours[key], spec.replace('<', '>') + '.2f') if ours[key]
+                  else format('-', spec.replace('<', '>'))
                   for key, _title, spec in columns[2:]]
         print('  '.join([format('ratio cg/mobb.scm', '<18'), format(phase, '<9')] + ratios))
     print('Secret values in the output: ' + ', '.join(f'{job} {count}' for job, count in bench.leaks.items()))
