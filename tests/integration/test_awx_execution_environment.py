@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from awx_docs import execution_environment
@@ -23,23 +22,13 @@ def run(*command, cwd=None):
     return completed.stdout
 
 
-@pytest.fixture(scope='module')
-def built(tmp_path_factory):
-    """The collection tarball, and the collection installed from it."""
-    folder = tmp_path_factory.mktemp('ee')
-    run(os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', ROOT, '--output-path', str(folder))
-    tarball = next(folder.glob('mobb-scm-*.tar.gz'))
-    run(os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--force', str(tarball), '-p', str(folder / 'collections'))
-    return tarball, folder / 'collections'
-
-
 def requirement_lines(name):
     with open(os.path.join(ROOT, name), encoding='utf-8') as handle:
         return [line.split('#')[0].strip() for line in handle if line.split('#')[0].strip()]
 
 
-def test_ansible_builder_finds_the_collections_python_and_system_needs(built):
-    _tarball, collections = built
+def test_ansible_builder_finds_the_collections_python_and_system_needs(installed_collection):
+    collections = installed_collection.collections_path
     installed = collections / 'ansible_collections' / 'mobb' / 'scm'
     assert yaml.safe_load((installed / 'meta' / 'execution-environment.yml').read_text())['dependencies'] == {
         'python': 'requirements.txt', 'system': 'bindep.txt'}
@@ -49,8 +38,8 @@ def test_ansible_builder_finds_the_collections_python_and_system_needs(built):
     assert found['system'] == [f'{line}  # from collection mobb.scm' for line in requirement_lines('bindep.txt')]
 
 
-def test_the_documented_definition_makes_a_build_context(built, tmp_path):
-    tarball, _collections = built
+def test_the_documented_definition_makes_a_build_context(installed_collection, tmp_path):
+    tarball = installed_collection.tarball
     definition = copy.deepcopy(execution_environment())
     assert definition['dependencies']['galaxy']['collections'][0]['name'] == 'mobb.scm'
     # Galaxy is not reachable here: the same definition with the collection from the tarball.

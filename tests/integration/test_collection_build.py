@@ -19,17 +19,9 @@ def _run(args, **kwargs):
 
 
 @pytest.fixture(scope='module')
-def installed(tmp_path_factory):
-    """The built tarball's member names, and a collections path with it installed."""
-    dist = tmp_path_factory.mktemp('dist')
-    _run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', '--output-path', str(dist), REPO_ROOT])
-    tarball = next(dist.glob('mobb-scm-*.tar.gz'))
-    with tarfile.open(tarball) as archive:
-        names = archive.getnames()
-    collections = tmp_path_factory.mktemp('collections')
-    _run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', '--offline', '--no-deps', '--force',
-          '-p', str(collections), str(tarball)])
-    return names, collections
+def tarball_names(installed_collection):
+    with tarfile.open(installed_collection.tarball) as archive:
+        return archive.getnames()
 
 
 def test_the_planned_modules_exist():
@@ -39,8 +31,8 @@ def test_the_planned_modules_exist():
         assert module in MODULES
 
 
-def test_tarball_ships_plugins_and_leaves_development_files_out(installed):
-    names = installed[0]
+def test_tarball_ships_plugins_and_leaves_development_files_out(tarball_names):
+    names = tarball_names
     assert 'MANIFEST.json' in names
     assert 'meta/runtime.yml' in names
     for module in MODULES:
@@ -51,8 +43,8 @@ def test_tarball_ships_plugins_and_leaves_development_files_out(installed):
 
 
 @pytest.mark.parametrize('module', MODULES)
-def test_ansible_doc_renders_from_the_installed_tarball(installed, module):
-    collections = installed[1]
+def test_ansible_doc_renders_from_the_installed_tarball(installed_collection, module):
+    collections = installed_collection.collections_path
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR='1')
     completed = _run([os.path.join(BIN, 'ansible-doc'), '-t', 'module', f'mobb.scm.{module}'], env=env)
     assert completed.stdout.startswith(f'> MODULE mobb.scm.{module} ({collections}')
