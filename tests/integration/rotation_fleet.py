@@ -71,8 +71,16 @@ class Fleet:
             'name': 'apply the role',
             'block': [{'name': 'role', 'ansible.builtin.include_role': {'name': 'mobb.scm.gitlab_token_rotation'},
                        'vars': variables}],
-            'always': [{'name': 'results', 'ansible.builtin.debug': {
-                'var': 'gitlab_token_rotation_results | default(None)'}}],
+            'always': [
+                {'name': 'results', 'ansible.builtin.debug': {
+                    'var': 'gitlab_token_rotation_results | default(None)'}},
+                # What the role registered when it issued a token must be gone once it ends:
+                # printed here, a value left behind fails every run's leak check.
+                {'name': 'issued token registers after the role', 'ansible.builtin.debug': {
+                    'msg': '{{ [__gitlab_token_rotation_issue_personal | default(None), '
+                           '__gitlab_token_rotation_issue_project | default(None), '
+                           '__gitlab_token_rotation_issue_group | default(None)] }}'}},
+            ],
         }]}]
 
     def run(self, plays, env=None, watch=None, **options):
