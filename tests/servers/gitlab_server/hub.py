@@ -6,7 +6,6 @@ at hub start; the CA's PEM file is what clients pass as ``ssl_verify``/``ca_path
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import ssl
 
@@ -14,13 +13,14 @@ import trustme
 from aiohttp import web
 
 from gitlab_server import model
+from gitlab_server.control import ControlError, read_body, reply
 from gitlab_server.instance import InstanceServer
 
 HUB = web.AppKey('hub', object)
 MAX_INSTANCES_PER_CALL = 1000
 
 
-class HubError(Exception):
+class HubError(ControlError):
     """A bad hub control request: answered 400 with the message."""
 
 
@@ -100,30 +100,14 @@ class Hub:
             await self.runner.cleanup()
 
 
-def hub_reply(body, status=200):
-    return web.json_response(body, status=status)
-
-
-async def read_json(request):
-    if not request.body_exists:
-        return {}
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise HubError(f'the body is not JSON: {exc}') from exc
-    if not isinstance(body, dict):
-        raise HubError('the body must be a JSON object')
-    return body
-
-
 async def list_instances(request):
-    return hub_reply([s.document() for s in request.app[HUB].instances.values()])
+    return reply([s.document() for s in request.app[HUB].instances.values()])
 
 
 async def create_instances(request):
     hub = request.app[HUB]
     try:
-        body = await read_json(request)
+        body = await read_body(request)
         count = body.get('count', 1)
         if not isinstance(count, int) or not 1 <= count <= MAX_INSTANCES_PER_CALL:
             raise HubError(f'"count" must be an integer from 1 to {MAX_INSTANCES_PER_CALL}')
@@ -131,16 +115,16 @@ async def create_instances(request):
         if not isinstance(tls, bool):
             raise HubError('"tls" must be true or false')
         created = [await hub.new_instance(tls=tls) for _number in range(count)]
-    except HubError as exc:
-        return hub_reply({'error': str(exc)}, status=400)
-    return hub_reply([s.document() for s in created], status=201)
+    except ControlError as exc:
+        return reply({'error': str(exc)}, status=400)
+    return reply([s.document() for s in created], status=201)
 
 
 async def delete_instance(request):
     hub = request.app[HUB]
     name = request.match_info['name']
     if name not in hub.instances:
-        return hub_reply({'error': f'no instance {name!r}'}, status=404)
+        return reply({'error': f'no instance {name!r}'}, status=404)
     await hub.remove_instance(name)
     return web.Response(status=204)
 
@@ -148,12 +132,12 @@ async def delete_instance(request):
 async def advance_clocks(request):
     hub = request.app[HUB]
     try:
-        body = await read_json(request)
+        body = await read_body(request)
         days = body.get('advance_days')
         if not isinstance(days, (int, float)) or isinstance(days, bool):
             raise HubError('give "advance_days": a number of days')
-    except HubError as exc:
-        return hub_reply({'error': str(exc)}, status=400)
+    except ControlError as exc:
+        return reply({'error': str(exc)}, status=400)
     for server in hub.instances.values():
         server.state.clock.advance(days)
-    return hub_reply({s.name: model.iso_timestamp(s.state.clock.now()) for s in hub.instances.values()})
+    return reply({s.name: model.iso_timestamp(s.state.clock.now()) for s in hub.instances.values()})
