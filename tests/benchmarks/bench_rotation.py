@@ -7,7 +7,8 @@ ansible.builtin.uri). Each instance starts with a project token that Mobb holds.
 jobs run as a no-op, then (after the servers' clock moves 24 days, past the 7-day
 threshold) as a rotation, in this one invocation against the same servers. For each run
 it prints the wall time, the GitLab and Mobb requests per token (from the servers'
-request logs) and the peak memory of the ansible-playbook process tree, and the ratio
+request logs) and the peak memory of the ansible-playbook process tree, summed as RSS
+(shared pages counted once per process) and as PSS (the real memory), and the ratio
 community.general / mobb.scm. It checks that every run did its job (exit code, tokens
 rotated, Mobb connected), and exits non-zero otherwise. Nothing here is a timed test.
 
@@ -66,12 +67,19 @@ def community_general():
 
 
 class PeakMemory:
-    """Samples the summed resident memory of a process and all its descendants (Linux /proc)."""
+    """Samples the memory of a process and all its descendants (Linux /proc) and keeps the peaks.
+
+    Two sums over the tree: RSS counts a page shared by several processes (the forks share
+    most of ansible-playbook's) once per process, so it overstates what the tree holds; PSS
+    splits each shared page among the processes that map it, so it sums to the real memory.
+    Both come from one read of /proc/PID/smaps_rollup per process.
+    """
 
     def __init__(self, pid, interval=0.05):
         self.pid = pid
         self.interval = interval
-        self.peak = 0
+        self.peak_rss = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -88,22 +96,36 @@ class PeakMemory:
                     continue
         return parents
 
-    def _tree_rss(self):
+    def _tree(self):
         parents = self._children()
-        pending, total = [self.pid], 0
+        pending, tree = [self.pid], []
         while pending:
             pid = pending.pop()
+            tree.append(pid)
             pending.extend(parents.get(pid, []))
-            try:
-                with open(f'/proc/{pid}/statm', encoding='utf-8') as handle:
-                    total += int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-            except OSError:
-                continue
-        return total
+        return tree
+
+    @staticmethod
+    def _rss_and_pss(pid):
+        """One process's RSS and PSS in bytes; zero for a process that has exited since the listing."""
+        sizes = {'Rss': 0, 'Pss': 0}
+        try:
+            with open(f'/proc/{pid}/smaps_rollup', encoding='utf-8') as handle:
+                lines = handle.readlines()
+        except OSError:  # reaped (ENOENT) or a zombie (ESRCH): it holds no memory any more
+            return 0, 0
+        # After a header line of the address range, lines like 'Pss:   36769 kB'.
+        for line in lines:
+            name, _colon, value = line.partition(':')
+            if name in sizes:
+                sizes[name] = int(value.split()[0]) * 1024
+        return sizes['Rss'], sizes['Pss']
 
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
+            sizes = [self._rss_and_pss(pid) for pid in self._tree()]
+            self.peak_rss = max(self.peak_rss, sum(rss for rss, _pss in sizes))
+            self.peak_pss = max(self.peak_pss, sum(pss for _rss, pss in sizes))
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -214,7 +236,8 @@ class Bench:
                           'gitlab_writes_per_token': round(sum(e['method'] != 'GET' for e in by_job) / self.count, 2),
                           'mobb_requests_per_token': round(len(self.mobb.requests()) / self.count, 2),
                           'mobb_checks_in_gitlab_per_token': round((len(log) - len(by_job)) / self.count, 2),
-                          'peak_memory_mb': round(memory.peak / 2 ** 20, 1)})
+                          'peak_rss_mib': round(memory.peak_rss / 2 ** 20, 1),
+                          'peak_pss_mib': round(memory.peak_pss / 2 ** 20, 1)})
         if code != 0:
             raise SystemExit(f'{job} {phase} failed with exit code {code}; see {log_path}')
         return instances
@@ -258,9 +281,12 @@ def print_table(bench):
     columns = [('job', 'job', '<18'), ('phase', 'run', '<9'), ('wall_seconds', 'wall s', '>8'),
                ('gitlab_requests_per_token', 'GitLab req/token', '>16'),
                ('gitlab_writes_per_token', 'of them writes', '>14'),
-               ('mobb_requests_per_token', 'Mobb req/token', '>14'), ('peak_memory_mb', 'peak MB', '>8')]
+               ('mobb_requests_per_token', 'Mobb req/token', '>14'),
+               ('peak_rss_mib', 'peak RSS MiB', '>12'), ('peak_pss_mib', 'peak PSS MiB', '>12')]
     print(f'N={bench.count} tokens per job, forks={bench.forks}. GitLab requests are the job\'s own '
-          '(Mobb\'s token checks against GitLab are left out).')
+          '(Mobb\'s token checks against GitLab are left out). Memory is summed over the '
+          'ansible-playbook process tree: RSS counts pages the forks share once per process, '
+          'PSS is the real memory.')
     print('  '.join(format(title, spec) for _key, title, spec in columns))
     for row in bench.rows:
         print('  '.join(format(row[key], spec) for key, _title, spec in columns))
