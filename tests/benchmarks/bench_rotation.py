@@ -1,16 +1,19 @@
-"""Benchmark: mobb.scm.rotate beside the same job built from community.general.
+"""Benchmark: mobb.scm.rotate beside the same job built from community.general and Ansible's floor.
 
 Starts one local GitLab hub serving 2 x N instances and one local Mobb. The first N
 instances are kept by ``mobb.scm.rotate`` (project access tokens), the other N by
 ``community_general_rotate.yml`` (community.general.gitlab_project_access_token plus
-ansible.builtin.uri). Each instance starts with a project token that Mobb holds. Both
+ansible.builtin.uri). Each instance starts with a project token that Mobb holds. First
+``ansible_floor.yml`` runs one ansible.builtin.debug task on each of the first N hosts
+(same inventory, same forks): what ansible-playbook itself costs for that fleet. Then both
 jobs run as a no-op, then (after the servers' clock moves 24 days, past the 7-day
 threshold) as a rotation, in this one invocation against the same servers. For each run
 it prints the wall time, the GitLab and Mobb requests per token (from the servers'
 request logs) and the peak memory of the ansible-playbook process tree, summed as RSS
-(shared pages counted once per process) and as PSS (the real memory), and the ratio
-community.general / mobb.scm. It checks that every run did its job (exit code, tokens
-rotated, Mobb connected), and exits non-zero otherwise. Nothing here is a timed test.
+(shared pages counted once per process) and as PSS (the real memory); then the ratios
+community.general / mobb.scm and each job's wall time / the floor's. It checks that every
+run did its job (exit code, tokens rotated, Mobb connected), and exits non-zero otherwise.
+Nothing here is a timed test.
 
 community.general comes from the ``ansible`` 12.x wheel (downloaded with pip, only its
 community/general folder extracted under .cache/bench/), so the project's venv stays clean.
@@ -47,6 +50,7 @@ OUR_COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 ANSIBLE_WHEEL = 'ansible>=12,<13'
 PROJECT = 'team/app'
 CLOCK_DAYS = 24
+FLOOR = 'Ansible floor'
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
 
 
@@ -208,18 +212,14 @@ class Bench:
             environment[f'BENCH_GITLAB_TOKEN_{index}'] = gitlab.admin_token
         return environment
 
-    def run(self, job, phase):
-        if job == 'mobb.scm':
-            playbook, instances, extra = 'mobb.scm.rotate', self.ours, ['-e', 'mobb_scm_hosts=ours']
-        else:
-            playbook, instances, extra = os.path.join(HERE, 'community_general_rotate.yml'), self.theirs, ['-e', 'bench_hosts=theirs']
-        for gitlab in instances:
-            gitlab.clear_requests()
-        self.mobb.clear_requests()
+    def _play(self, name, phase, playbook, extra_vars):
+        """Run one ansible-playbook over the inventory; fail unless it exits 0.
+
+        Returns its row (wall time and peak memory of its process tree) and its log's path.
+        """
         command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), playbook,
-                   '-i', self.inventory, '-f', str(self.forks)] + extra
-        log_path = os.path.join(self.workdir, f'{job}-{phase}.log')
-        self.logs.setdefault(job, []).append(log_path)
+                   '-i', self.inventory, '-f', str(self.forks), '-e', extra_vars]
+        log_path = os.path.join(self.workdir, f'{name}-{phase}.log'.replace(' ', '-'))
         started = time.monotonic()
         with open(log_path, 'w', encoding='utf-8') as log:
             process = subprocess.Popen(command, cwd=ROOT, env=self.environment(), stdout=log,
@@ -227,20 +227,42 @@ class Bench:
             with PeakMemory(process.pid) as memory:
                 code = process.wait()
         wall = time.monotonic() - started
+        if code != 0:
+            raise SystemExit(f'{name} {phase} failed with exit code {code}; see {log_path}')
+        row = {'job': name, 'phase': phase, 'exit_code': code, 'wall_seconds': round(wall, 2),
+               'peak_rss_mib': round(memory.peak_rss / 2 ** 20, 1),
+               'peak_pss_mib': round(memory.peak_pss / 2 ** 20, 1)}
+        return row, log_path
+
+    def run_floor(self):
+        """Ansible's floor: one debug task on each of the N hosts the mobb.scm job keeps."""
+        playbook = os.path.join(HERE, 'ansible_floor.yml')
+        row, _log_path = self._play(FLOOR, 'debug', playbook, 'bench_hosts=ours')
+        self.rows.append(row)
+
+    def run(self, job, phase):
+        if job == 'mobb.scm':
+            playbook, instances, extra_vars = 'mobb.scm.rotate', self.ours, 'mobb_scm_hosts=ours'
+        else:
+            playbook, instances, extra_vars = os.path.join(HERE, 'community_general_rotate.yml'), self.theirs, 'bench_hosts=theirs'
+        for gitlab in instances:
+            gitlab.clear_requests()
+        self.mobb.clear_requests()
+        row, log_path = self._play(job, phase, playbook, extra_vars)
+        self.logs.setdefault(job, []).append(log_path)
         log = [entry for g in instances for entry in g.requests()]
         # The job authenticates with the admin token (user root); Mobb checks the kept
         # token against GitLab with the token itself, so those requests are Mobb's.
         by_job = [entry for entry in log if entry['username'] == 'root']
-        self.rows.append({'job': job, 'phase': phase, 'exit_code': code, 'wall_seconds': round(wall, 2),
-                          'gitlab_requests_per_token': round(len(by_job) / self.count, 2),
-                          'gitlab_writes_per_token': round(sum(e['method'] != 'GET' for e in by_job) / self.count, 2),
-                          'mobb_requests_per_token': round(len(self.mobb.requests()) / self.count, 2),
-                          'mobb_checks_in_gitlab_per_token': round((len(log) - len(by_job)) / self.count, 2),
-                          'peak_rss_mib': round(memory.peak_rss / 2 ** 20, 1),
-                          'peak_pss_mib': round(memory.peak_pss / 2 ** 20, 1)})
-        if code != 0:
-            raise SystemExit(f'{job} {phase} failed with exit code {code}; see {log_path}')
+        row.update({'gitlab_requests_per_token': round(len(by_job) / self.count, 2),
+                    'gitlab_writes_per_token': round(sum(e['method'] != 'GET' for e in by_job) / self.count, 2),
+                    'mobb_requests_per_token': round(len(self.mobb.requests()) / self.count, 2),
+                    'mobb_checks_in_gitlab_per_token': round((len(log) - len(by_job)) / self.count, 2)})
+        self.rows.append(row)
         return instances
+
+    def row(self, job, phase):
+        return next(row for row in self.rows if row['job'] == job and row['phase'] == phase)
 
     def verify(self, instances, rotated):
         """Each instance: one active token (a new one after a rotation) that Mobb connects with."""
@@ -266,6 +288,7 @@ class Bench:
     def main(self):
         self.start()
         try:
+            self.run_floor()
             for job in ('mobb.scm', 'community.general'):
                 self.verify(self.run(job, 'no-op'), rotated=False)
             self.hub.advance_clock(CLOCK_DAYS)
@@ -289,15 +312,20 @@ def print_table(bench):
           'PSS is the real memory.')
     print('  '.join(format(title, spec) for _key, title, spec in columns))
     for row in bench.rows:
-        print('  '.join(format(row[key], spec) for key, _title, spec in columns))
+        # The floor makes no requests: '-' in those columns.
+        print('  '.join(format(row.get(key, '-'), spec) for key, _title, spec in columns))
     for phase in ('no-op', 'rotation'):
-        ours = next(r for r in bench.rows if r['job'] == 'mobb.scm' and r['phase'] == phase)
-        theirs = next(r for r in bench.rows if r['job'] == 'community.general' and r['phase'] == phase)
+        ours, theirs = bench.row('mobb.scm', phase), bench.row('community.general', phase)
         # No ratio where mobb.scm's figure is zero (writes on the no-op run): '-' says so.
         ratios = [format(theirs[key] / ours[key], spec.replace('<', '>') + '.2f') if ours[key]
                   else format('-', spec.replace('<', '>'))
                   for key, _title, spec in columns[2:]]
         print('  '.join([format('ratio cg/mobb.scm', '<18'), format(phase, '<9')] + ratios))
+    floor = bench.row(FLOOR, 'debug')['wall_seconds']
+    print(format('ratio wall/floor', '<18') + '  ' + '; '.join(
+        f'{job} ' + ', '.join(f'{phase} {bench.row(job, phase)["wall_seconds"] / floor:.2f}'
+                              for phase in ('no-op', 'rotation'))
+        for job in ('mobb.scm', 'community.general')))
     print('Secret values in the output: ' + ', '.join(f'{job} {count}' for job, count in bench.leaks.items()))
 
 
