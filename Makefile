@@ -79,7 +79,9 @@ build: venv
 demo: venv
 	$(BIN)/python demo/run.py
 
-# Figures, not a timed test: wall time, requests per token and peak memory of both jobs.
+# Figures, not a timed test: wall time (also over Ansible's floor, one debug task per host),
+# requests per token and peak memory (RSS and PSS) of both jobs, and the issue's targets.
+# The last line of `make bench` is the main figures as one JSON object.
 BENCH_N ?= 50
 BENCH_FORKS ?= 10
 bench: venv
