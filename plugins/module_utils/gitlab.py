@@ -58,9 +58,11 @@ _HTML_TITLE = re.compile(r'<title[^>]*>(.*?)</title>', re.IGNORECASE | re.DOTALL
 class GitLabModuleError(Exception):
     """A failure to report as the module's one-line ``msg``."""
 
-    def __init__(self, message, exception=None):
+    def __init__(self, message, exception=None, maybe_applied=False):
         super().__init__(one_line(message))
         self.exception = exception
+        # A write that got no clear answer: GitLab may have applied it.
+        self.maybe_applied = maybe_applied
 
 
 def one_line(text):
@@ -171,7 +173,19 @@ class GitLabClient(_GitlabBase):
         except (gitlab.exceptions.GitlabError, requests.exceptions.RequestException) as error:
             raise GitLabModuleError(describe_error(
                 error, action, url=self.url, timeout=self.timeout, retries=self.retries,
-                hints=hints, write=write)) from None
+                hints=hints, write=write), maybe_applied=write and _unanswered(error)) from None
+
+
+def _unanswered(error):
+    """True when a request may have been applied although no clear answer came back."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return False
+    if isinstance(error, requests.exceptions.RequestException):
+        return True
+    if isinstance(error, gitlab.exceptions.GitlabParsingError):
+        return True
+    code = getattr(error, 'response_code', None)
+    return code is None or code >= 500
 
 
 def gitlab_message(body):

@@ -158,12 +158,13 @@ def parse_access_level(value):
 # ---- the decision ---------------------------------------------------------------------
 
 class Decision:
-    """What to do with the tokens named ``name``: created, rotated, replaced or none."""
+    """What to do with the tokens named ``name``: created, rotated, replaced or none, and why."""
 
-    def __init__(self, action, current=None, duplicates=()):
+    def __init__(self, action, current=None, duplicates=(), reasons=()):
         self.action = action
         self.current = current
         self.duplicates = list(duplicates)
+        self.reasons = list(reasons)
 
 
 def newest_first(tokens):
@@ -172,25 +173,35 @@ def newest_first(tokens):
 
 
 def decide(tokens, name, scopes, access_level, rotate_before_days, force, today):
-    """Pure decision for state=present over the tokens GitLab listed.
+    """The one decision over the tokens GitLab listed, for the token modules and the rotation.
 
-    Only active tokens with exactly this name count; the newest is the current one and
-    the others are reported as duplicates. Scopes and role cannot change in place, so a
-    difference needs a replacement; otherwise a token expiring within
-    ``rotate_before_days`` (or ``force``) is rotated.
+    Only active tokens with exactly this name count; the newest (by ``created_at``, then
+    id) is the current one and the others are duplicates. Scopes and role cannot change in
+    place, so a difference needs a replacement; otherwise a token expiring within
+    ``rotate_before_days`` (or ``force``) is rotated. ``reasons`` says why, one sentence each.
     """
     candidates = newest_first(token for token in tokens
                               if token.get('name') == name and is_active(token, today))
     if not candidates:
-        return Decision('created')
+        return Decision('created', reasons=['GitLab has no active token named %s' % name])
     current, duplicates = candidates[0], candidates[1:]
+    reasons = []
     level = current.get('access_level')
-    if set(current.get('scopes') or ()) != set(scopes) or (
-            access_level is not None and level is not None and level != access_level):
-        return Decision('replaced', current, duplicates)
+    if set(current.get('scopes') or ()) != set(scopes):
+        reasons.append('token %s has scopes %s, wanted %s' % (
+            current['id'], ', '.join(sorted(current.get('scopes') or ())), ', '.join(sorted(scopes))))
+    if access_level is not None and level is not None and level != access_level:
+        reasons.append('token %s has access level %s, wanted %s' % (current['id'], level, access_level))
+    if reasons:
+        return Decision('replaced', current, duplicates, reasons)
     left = days_left(current.get('expires_at'), today)
-    if force or (left is not None and left <= rotate_before_days):
-        return Decision('rotated', current, duplicates)
+    if left is not None and left <= rotate_before_days:
+        reasons.append('token %s expires on %s (%d days left, threshold %d)'
+                       % (current['id'], current['expires_at'], left, rotate_before_days))
+    if force:
+        reasons.append('replacement forced (force: true)')
+    if reasons:
+        return Decision('rotated', current, duplicates, reasons)
     return Decision('none', current, duplicates)
 
 
@@ -287,7 +298,7 @@ class TokenOwner:
         if not isinstance(rotated, dict):
             raise GitLabModuleError(
                 "Could not %s: GitLab's answer is not JSON, so the new token is unknown; it may "
-                'have rotated: check with mobb.scm.gitlab_access_token_info' % what)
+                'have rotated: check with mobb.scm.gitlab_access_token_info' % what, maybe_applied=True)
         return rotated
 
     def revoke(self, token):

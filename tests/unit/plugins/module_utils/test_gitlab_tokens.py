@@ -157,6 +157,20 @@ def test_unknown_access_level_is_not_drift():
     assert run_decide([token(4)], access_level=40).action == 'none'
 
 
+@pytest.mark.parametrize('tokens, options, reasons', [
+    ([], {}, ['GitLab has no active token named mobb']),
+    ([token(4, expires_in=8)], {}, []),
+    ([token(4, expires_in=5)], {}, ['token 4 expires on 2026-03-15 (5 days left, threshold 7)']),
+    ([token(4, scopes=('read_api',))], {}, ['token 4 has scopes read_api, wanted api']),
+    ([token(4, access_level=20)], {'access_level': 30}, ['token 4 has access level 20, wanted 30']),
+    ([token(4, expires_in=300)], {'force': True}, ['replacement forced (force: true)']),
+    ([token(4, expires_in=2)], {'force': True},
+     ['token 4 expires on 2026-03-12 (2 days left, threshold 7)', 'replacement forced (force: true)']),
+], ids=['none', 'healthy', 'expiring', 'scopes', 'role', 'forced', 'expiring and forced'])
+def test_the_decision_says_why(tokens, options, reasons):
+    assert run_decide(tokens, **options).reasons == reasons
+
+
 def test_duplicates_newest_is_managed_and_the_others_reported():
     older = token(3, created='2026-02-01T09:00:00.000Z')
     newest = token(9, created='2026-03-01T09:00:00.000Z')
