@@ -55,7 +55,7 @@ def token_argument_spec(default_scopes, with_access_level):
         rotate_before_days=dict(type='int', default=7),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         force=dict(type='bool', default=False),
-        rotation_method=dict(type='str', default='rotate',
+        rotation_method=dict(type='str', default='create_new',
                              choices=['rotate', 'self_rotate', 'create_new']),
         token_id=dict(type='int'),
     )

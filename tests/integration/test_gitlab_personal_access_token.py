@@ -9,6 +9,8 @@ from gitlab_plays import (GitLabPlays, advance_clock, call, issue, public, regis
                           requests_between, sha256, snapshot, writes)
 
 BROKER = dict(user='mobb-broker', name='mobb-broker')
+# GitLab's rotate API, and create-then-revoke for a replacement (the default is create_new).
+ROTATE = dict(BROKER, rotation_method='rotate')
 
 
 @pytest.fixture
@@ -70,14 +72,14 @@ def test_default_user_is_the_api_tokens_user(plays, gitlab):
 
 def test_rotation_starts_when_days_left_reach_rotate_before_days(plays, gitlab):
     run = plays.run([
-        *issue('create', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('create', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         advance_clock(22),
-        *issue('8 days left', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('8 days left', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         advance_clock(1),
         snapshot('due'),
-        *issue('7 days left', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('7 days left', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         snapshot('rotated'),
-        *issue('after rotation', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('after rotation', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
     ])
     created = public(run, 'create')
     not_yet = public(run, '8 days left')
@@ -117,7 +119,7 @@ def test_expired_and_revoked_tokens_are_replaced_by_new_ones(plays, gitlab):
 def test_scope_drift_is_replaced_create_then_revoke(plays, gitlab):
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'scopes': ['api'], 'expires_in_days': 200}])['tokens'][0]
-    run = plays.run([snapshot('start'), *issue('drift', 'personal', **BROKER), snapshot('end')])
+    run = plays.run([snapshot('start'), *issue('drift', 'personal', **ROTATE), snapshot('end')])
     drift = public(run, 'drift')
     assert (drift['action'], drift['previous_token_id'], drift['previous_token_active']) == (
         'replaced', old['id'], False)
@@ -129,11 +131,13 @@ def test_scope_drift_is_replaced_create_then_revoke(plays, gitlab):
         ('DELETE', f'/api/v4/personal_access_tokens/{old["id"]}')]
 
 
-def test_create_new_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab):
+def test_create_new_is_the_default_and_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab):
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'expires_in_days': 3}])['tokens'][0]
     run = plays.run([
-        *issue('create new', 'personal', **BROKER, rotation_method='create_new'),
+        snapshot('start'),
+        *issue('create new', 'personal', **BROKER),
+        snapshot('created'),
         call('revoke previous', 'personal', **BROKER, state='absent',
              token_id=f"{{{{ {registered('create new')}.previous_token_id }}}}"),
         call('revoke previous again', 'personal', **BROKER, state='absent',
@@ -142,6 +146,8 @@ def test_create_new_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab)
     new = public(run, 'create new')
     assert (new['action'], new['previous_token_id'], new['previous_token_active']) == ('rotated', old['id'], True)
     assert plays.whoami(plays.secret(new['token_sha256']))[1]['id'] == new['token_id']
+    assert calls(writes(requests_between(run, 'start', 'created'))) == [
+        ('POST', f'/api/v4/users/{old["user_id"]}/personal_access_tokens')]
     revoked = run.task('revoke previous')
     assert (revoked['changed'], revoked['action'], revoked['revoked_token_ids']) == (True, 'revoked', [old['id']])
     assert plays.token(old['id'])['revoked'] is True and plays.token(new['token_id'])['active'] is True
@@ -191,7 +197,7 @@ def test_duplicates_act_on_the_newest_and_report_the_others(plays, gitlab):
         {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 20, 'expires_in_days': 4},
         {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 2, 'expires_in_days': 4},
     ])['tokens']
-    run = plays.run([*issue('rotate newest', 'personal', **BROKER)])
+    run = plays.run([*issue('rotate newest', 'personal', **ROTATE)])
     result = public(run, 'rotate newest')
     assert (result['action'], result['previous_token_id'], result['duplicate_token_ids']) == (
         'rotated', newer['id'], [older['id']])
@@ -234,9 +240,9 @@ def test_check_mode_decides_the_same_and_writes_nothing(plays, gitlab):
     run = plays.run([
         snapshot('start'),
         *issue('create', 'personal', user='mobb-broker', name='missing'),
-        *issue('rotate', 'personal', user='mobb-broker', name='due'),
-        *issue('create new', 'personal', user='mobb-broker', name='due', rotation_method='create_new'),
-        *issue('replace', 'personal', user='mobb-broker', name='drifted'),
+        *issue('rotate', 'personal', user='mobb-broker', name='due', rotation_method='rotate'),
+        *issue('create new', 'personal', user='mobb-broker', name='due'),
+        *issue('replace', 'personal', user='mobb-broker', name='drifted', rotation_method='rotate'),
         call('revoke', 'personal', user='mobb-broker', name='doomed', state='absent'),
         snapshot('end'),
     ], check=True)
@@ -309,7 +315,7 @@ def test_when_the_old_token_cannot_be_revoked_the_new_one_is_still_returned(play
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'scopes': ['api']}])['tokens'][0]
     gitlab.fault('status', count=2, method='DELETE', path='/personal_access_tokens/', status=503)
-    run = plays.run([*issue('replace', 'personal', **BROKER)], defaults={'retries': 1})
+    run = plays.run([*issue('replace', 'personal', **ROTATE)], defaults={'retries': 1})
     replaced = public(run, 'replace')
     assert (replaced['action'], replaced['previous_token_id'], replaced['previous_token_active']) == (
         'replaced', old['id'], True)

@@ -50,7 +50,7 @@ def test_create_rerun_and_rotation_keep_the_bot_user_and_role(plays, gitlab, kin
         *issue('rerun', kind, **owner(kind, expires_in_days=90, rotate_before_days=14)),
         snapshot('rerun done'),
         advance_clock(77),
-        *issue('rotate', kind, **owner(kind, expires_in_days=90, rotate_before_days=14)),
+        *issue('rotate', kind, **owner(kind, expires_in_days=90, rotate_before_days=14, rotation_method='rotate')),
         snapshot('rotated'),
     ])
     created = public(run, 'create')
@@ -80,7 +80,7 @@ def test_role_drift_is_replaced_and_role_names_or_numbers_both_work(plays, gitla
     old = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'access_level': 30}])['tokens'][0]
     run = plays.run([
         *issue('same role by number', kind, **owner(kind, access_level=30)),
-        *issue('maintainer', kind, **owner(kind, access_level='maintainer')),
+        *issue('maintainer', kind, **owner(kind, access_level='maintainer', rotation_method='rotate')),
     ])
     assert public(run, 'same role by number')['action'] == 'none'
     replaced = public(run, 'maintainer')
@@ -90,10 +90,10 @@ def test_role_drift_is_replaced_and_role_names_or_numbers_both_work(plays, gitla
     assert plays.token(replaced['token_id'])['access_level'] == 40
 
 
-def test_scope_drift_with_create_new_keeps_the_old_token(plays, gitlab, kind):
+def test_scope_drift_with_the_default_create_new_keeps_the_old_token(plays, gitlab, kind):
     old = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'scopes': ['read_api'],
                                'access_level': 30}])['tokens'][0]
-    run = plays.run([*issue('create new', kind, **owner(kind, rotation_method='create_new'))])
+    run = plays.run([*issue('create new', kind, **owner(kind))])
     new = public(run, 'create new')
     assert (new['action'], new['previous_token_id'], new['previous_token_active']) == ('replaced', old['id'], True)
     assert plays.token(old['id'])['active'] is True and new['scopes'] == ['api']
@@ -140,8 +140,8 @@ def test_check_mode_and_absent(plays, gitlab, kind):
     before = plays.token_records()
     preview = plays.run([
         snapshot('start'),
-        *issue('rotate', kind, **owner(kind)),
-        *issue('replace', kind, **owner(kind, access_level='reporter')),
+        *issue('rotate', kind, **owner(kind, rotation_method='rotate')),
+        *issue('replace', kind, **owner(kind, access_level='reporter', rotation_method='rotate')),
         call('revoke', kind, **owner(kind, state='absent')),
         snapshot('end'),
     ], check=True, diff=True)
