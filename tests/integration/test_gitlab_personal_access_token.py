@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from gitlab_plays import (GitLabPlays, advance_clock, call, issue, public, registered,
+from gitlab_plays import (GitLabPlays, advance_clock, call, failure, issue, public, registered,
                           requests_between, sha256, snapshot, writes)
 
 BROKER = dict(user='mobb-broker', name='mobb-broker')
@@ -325,3 +325,59 @@ def test_when_the_old_token_cannot_be_revoked_the_new_one_is_still_returned(play
         f"The new token was issued but the old one is still active: Could not revoke personal access token "
         f"{old['id']} ('mobb-broker') of user 'mobb-broker': GitLab answered 503: Service Unavailable. GitLab "
         'still failed after 1 retries: try again later']
+
+
+def test_a_revoke_answered_by_a_proxy_page_fails_and_names_the_token_still_active(plays, gitlab):
+    older, newer = gitlab.seed(tokens=[
+        {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 3},
+        {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker'},
+    ])['tokens']
+    # The newest goes first and is revoked; the answer to the older one's DELETE is a proxy's page.
+    gitlab.fault('html200', method='DELETE', path=f'/personal_access_tokens/{older["id"]}$')
+    run = plays.run([call('absent', 'personal', **BROKER, state='absent'),
+                     call('absent again', 'personal', **BROKER, state='absent')])
+    message = failure(run, 'absent')
+    assert message == (
+        f"Revoked token(s) {newer['id']}, then: Could not revoke personal access token {older['id']} "
+        "('mobb-broker') of user 'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an HTML page "
+        'titled "502 Bad Gateway", not 204 No Content, and reading the token back shows it active. Check that '
+        "api_url is GitLab's own address and that no proxy or login page answers in its place, then revoke it "
+        f"again (state=absent, token_id={older['id']})")
+    assert plays.token(newer['id'])['revoked'] is True
+    # The first run left it active; the second, without the proxy page, revokes it.
+    again = run.task('absent again')
+    assert (again['action'], again['revoked_token_ids']) == ('revoked', [older['id']])
+    assert plays.token(older['id'])['revoked'] is True
+
+
+def test_a_single_revoke_answered_by_a_proxy_page_fails_and_leaves_the_token_active(plays, gitlab):
+    token = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker'}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([snapshot('start'), call('absent', 'personal', **BROKER, state='absent',
+                                             token_id=token['id']), snapshot('end')])
+    message = failure(run, 'absent')
+    assert message.startswith(f"Could not revoke personal access token {token['id']} ('mobb-broker') of user "
+                              "'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an HTML page")
+    assert plays.token(token['id'])['active'] is True
+    status, me = plays.whoami(token['token'])
+    assert (status, me['id']) == (200, token['id'])
+    assert [(entry['method'], entry['fault']) for entry in requests_between(run, 'start', 'end')] == [
+        ('GET', None), ('GET', None), ('DELETE', 'html200'), ('GET', None)]
+
+
+def test_a_replacement_whose_revoke_gets_a_proxy_page_returns_the_new_token_and_the_old_one_active(plays, gitlab):
+    old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
+                               'scopes': ['api']}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([*issue('replace', 'personal', **ROTATE)])
+    replaced = public(run, 'replace')
+    assert (replaced['action'], replaced['previous_token_id'], replaced['previous_token_active']) == (
+        'replaced', old['id'], True)
+    assert plays.whoami(plays.secret(replaced['token_sha256']))[0] == 200
+    assert plays.token(old['id'])['active'] is True and plays.whoami(old['token'])[0] == 200
+    assert replaced['warnings'] == [
+        f"The new token was issued but the old one is still active: Could not revoke personal access token "
+        f"{old['id']} ('mobb-broker') of user 'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an "
+        'HTML page titled "502 Bad Gateway", not 204 No Content, and reading the token back shows it active. '
+        "Check that api_url is GitLab's own address and that no proxy or login page answers in its place, then "
+        f"revoke it again (state=absent, token_id={old['id']})"]

@@ -8,7 +8,7 @@ import datetime
 
 import pytest
 
-from gitlab_plays import (GitLabPlays, advance_clock, call, issue, public, requests_between,
+from gitlab_plays import (GitLabPlays, advance_clock, call, failure, issue, public, requests_between,
                           snapshot, writes)
 
 PATHS = {'project': 'acme/payments', 'group': 'acme'}
@@ -158,3 +158,17 @@ def test_check_mode_and_absent(plays, gitlab, kind):
                      call('revoke again', kind, **owner(kind, state='absent'))])
     assert run.task('revoke')['action'] == 'revoked' and plays.token(seeded['id'])['revoked'] is True
     assert run.task('revoke again')['action'] == 'none'
+
+
+def test_a_revoke_answered_by_a_proxy_page_fails_and_the_token_stays_active(plays, gitlab, kind):
+    seeded = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'access_level': 30}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([snapshot('start'), call('revoke', kind, **owner(kind, state='absent')), snapshot('end')])
+    assert failure(run, 'revoke').startswith(
+        f"Could not revoke {kind} access token {seeded['id']} ('mobb') of {kind} '{PATHS[kind]}': it is STILL "
+        'ACTIVE. GitLab answered HTTP 200 with an HTML page titled "502 Bad Gateway", not 204 No Content, and '
+        'reading the token back shows it active.')
+    assert plays.token(seeded['id'])['active'] is True and plays.whoami(seeded['token'])[0] == 200
+    path = f'/api/v4/{kind}s/{ENCODED[kind]}/access_tokens/{seeded["id"]}'
+    assert [(entry['method'], entry['path'], entry['fault']) for entry in requests_between(run, 'start', 'end')][1:] == [
+        ('DELETE', path, 'html200'), ('GET', path, None)]
