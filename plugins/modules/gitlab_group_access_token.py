@@ -42,7 +42,8 @@ options:
     description:
       - Role of the token's bot user in the group, by name (V(guest), V(planner),
         V(reporter), V(developer), V(maintainer), V(owner)) or number (V(10), V(15),
-        V(20), V(30), V(40), V(50)). Mobb needs V(developer) or higher.
+        V(20), V(30), V(40), V(50)). Names are GitLab's role names in any case
+        (V(Developer) works too). Mobb needs V(developer) or higher.
     type: raw
     default: developer
   rotation_method:

@@ -76,13 +76,15 @@ def test_create_rerun_and_rotation_keep_the_bot_user_and_role(plays, gitlab, kin
     assert status == 200 and (me['id'], me['user_id']) == (rotated['token_id'], created['user_id'])
 
 
-def test_role_drift_is_replaced_and_role_names_or_numbers_both_work(plays, gitlab, kind):
+def test_role_drift_is_replaced_and_role_names_in_any_case_or_numbers_all_work(plays, gitlab, kind):
     old = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'access_level': 30}])['tokens'][0]
     run = plays.run([
         *issue('same role by number', kind, **owner(kind, access_level=30)),
-        *issue('maintainer', kind, **owner(kind, access_level='maintainer', rotation_method='rotate')),
+        *issue('same role by name', kind, **owner(kind, access_level='Developer')),
+        *issue('maintainer', kind, **owner(kind, access_level='MAINTAINER', rotation_method='rotate')),
     ])
     assert public(run, 'same role by number')['action'] == 'none'
+    assert public(run, 'same role by name')['action'] == 'none'
     replaced = public(run, 'maintainer')
     assert (replaced['action'], replaced['previous_token_id'], replaced['access_level']) == ('replaced', old['id'], 40)
     assert replaced['user_id'] != old['user_id']
