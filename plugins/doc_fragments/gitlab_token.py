@@ -48,6 +48,9 @@ options:
     description:
       - V(present) ensures a fresh token; V(absent) revokes the active tokens with this
         name (only O(token_id) when it is given).
+      - A revoke counts only when GitLab answers it with C(204 No Content), or when reading
+        the token back shows it revoked. Any other answer (for example a proxy's error page
+        with status 200) fails the task with a message that names the token as still active.
     type: str
     choices: [present, absent]
     default: present

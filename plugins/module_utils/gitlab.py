@@ -19,6 +19,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
 
 try:
     import gitlab
@@ -81,53 +82,70 @@ class GitLabModule(AnsibleModule):
                          supports_check_mode=True, **kwargs)
 
     def connect(self):
-        """Return a GitLabClient for the connection options; no request is made."""
-        if GITLAB_IMPORT_ERROR:
-            raise GitLabModuleError(missing_required_lib('python-gitlab'), exception=GITLAB_IMPORT_ERROR)
-        params = self.params
-        url = params['api_url']
-        if not url:
-            raise GitLabModuleError(
-                'api_url is required: set it (for example once, with module_defaults for '
-                'group/mobb.scm.gitlab) or the GITLAB_URL environment variable')
-        if not re.match(r'https?://[^/]', url):
-            raise GitLabModuleError(
-                'api_url must be an http:// or https:// URL such as https://gitlab.example.com, '
-                'got %r' % url)
-        credentials = self._credentials()
-        if params['timeout'] < 1:
-            raise GitLabModuleError('timeout must be at least 1 second, got %d' % params['timeout'])
-        if params['retries'] < 0:
-            raise GitLabModuleError('retries must be 0 or more, got %d' % params['retries'])
-        verify = params['validate_certs']
-        if verify and params['ca_path']:
-            if not os.path.isfile(params['ca_path']):
-                raise GitLabModuleError(
-                    'ca_path %s is not a file: give the PEM file of the CA that signed '
-                    "GitLab's certificate" % params['ca_path'])
-            verify = params['ca_path']
-        return GitLabClient(url=re.sub(r'/+(api/v4/*)?$', '', url), ssl_verify=verify,
-                            timeout=params['timeout'], retries=params['retries'], **credentials)
+        """Return a GitLabClient for the connection options; no request is made.
 
-    def _credentials(self):
-        """The one credential to use: an option, else the first environment variable set."""
-        given = dict((option, self.params[option]) for option, _variable in CREDENTIALS
-                     if self.params[option])
-        if not given:
-            for option, variable in CREDENTIALS:
-                value = os.environ.get(variable)
-                if value:
-                    self.no_log_values.add(value)
-                    given = {option: value}
-                    break
-        if not given:
+        A credential taken from the environment is added to no_log_values, so that it is
+        masked in this module's output like an api_token given as an option.
+        """
+        client, secrets = connect(self.params)
+        self.no_log_values.update(secrets)
+        return client
+
+
+def connect(params):
+    """A GitLabClient for the connection options in ``params``, and the secrets it sends.
+
+    The one way to build a client, with or without an AnsibleModule (an action plugin
+    calls it on the controller). ``params`` holds every CONNECTION_ARGSPEC option after
+    validation against it (defaults and the GITLAB_URL fallback applied), as
+    AnsibleModule.params or an action's validate_argument_spec() give them. With no
+    credential option set, the first of GITLAB_TOKEN, GITLAB_OAUTH_TOKEN and CI_JOB_TOKEN
+    set in os.environ is used. Returns ``(client, secrets)``: ``secrets`` lists the
+    credential values the client sends, to be kept out of any output. No request is made;
+    unusable options raise GitLabModuleError.
+    """
+    if GITLAB_IMPORT_ERROR:
+        raise GitLabModuleError(missing_required_lib('python-gitlab'), exception=GITLAB_IMPORT_ERROR)
+    if not params['api_url']:
+        raise GitLabModuleError(
+            'api_url is required: set it (for example once, with module_defaults for '
+            'group/mobb.scm.gitlab) or the GITLAB_URL environment variable')
+    try:
+        url = normalize_server_url(params['api_url'], 'api_url')
+    except UrlError as error:
+        raise GitLabModuleError(str(error)) from None
+    keyword, secret = _credential(params)
+    if params['timeout'] < 1:
+        raise GitLabModuleError('timeout must be at least 1 second, got %d' % params['timeout'])
+    if params['retries'] < 0:
+        raise GitLabModuleError('retries must be 0 or more, got %d' % params['retries'])
+    verify = params['validate_certs']
+    if verify and params['ca_path']:
+        if not os.path.isfile(params['ca_path']):
             raise GitLabModuleError(
-                'no GitLab credentials: set api_token (or api_oauth_token or api_job_token), '
-                'or the GITLAB_TOKEN environment variable')
-        option, value = next(iter(given.items()))
-        keyword = {'api_token': 'private_token', 'api_oauth_token': 'oauth_token',
-                   'api_job_token': 'job_token'}[option]
-        return {keyword: value}
+                'ca_path %s is not a file: give the PEM file of the CA that signed '
+                "GitLab's certificate" % params['ca_path'])
+        verify = params['ca_path']
+    client = GitLabClient(url=url, ssl_verify=verify, timeout=params['timeout'],
+                          retries=params['retries'], **{keyword: secret})
+    return client, [secret]
+
+
+def _credential(params):
+    """python-gitlab's keyword and the value of the one credential: an option, else the
+    first environment variable set."""
+    given = [(option, params[option]) for option, _variable in CREDENTIALS if params[option]]
+    if not given:
+        given = [(option, os.environ[variable]) for option, variable in CREDENTIALS
+                 if os.environ.get(variable)]
+    if not given:
+        raise GitLabModuleError(
+            'no GitLab credentials: set api_token (or api_oauth_token or api_job_token), '
+            'or the GITLAB_TOKEN environment variable')
+    option, value = given[0]
+    keyword = {'api_token': 'private_token', 'api_oauth_token': 'oauth_token',
+               'api_job_token': 'job_token'}[option]
+    return keyword, value
 
 
 class GitLabClient(_GitlabBase):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError, gitlab_message
 
 # Scopes GitLab accepts on project and group access tokens (and on personal ones).
 RESOURCE_SCOPES = (
@@ -55,7 +55,7 @@ def token_argument_spec(default_scopes, with_access_level):
         rotate_before_days=dict(type='int', default=7),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         force=dict(type='bool', default=False),
-        rotation_method=dict(type='str', default='rotate',
+        rotation_method=dict(type='str', default='create_new',
                              choices=['rotate', 'self_rotate', 'create_new']),
         token_id=dict(type='int'),
     )
@@ -302,9 +302,35 @@ class TokenOwner:
         return rotated
 
     def revoke(self, token):
+        """Revoke ``token``; return None only once GitLab has shown that it is revoked.
+
+        GitLab answers a revoke with 204. python-gitlab takes any 2xx as done, but a 200
+        from a proxy or login page in front of GitLab revoked nothing, so another 2xx
+        counts only when reading the token back shows it revoked or inactive; if it does
+        not, GitLabModuleError names the token as STILL ACTIVE. A failed DELETE (after the
+        retries DELETE gets) raises GitLabModuleError as any failed GitLab call does.
+        """
+        manager = self.manager()
         what = 'revoke %s %s (%r) of %s' % (self.noun, token['id'], token['name'], self.label())
         with self.client.errors(what, self.list_hints):
-            self.manager().delete(token['id'])
+            response = self.client.http_delete('%s/%s' % (manager.path, token['id']))
+        if response.status_code == 204:
+            return
+        answer = 'GitLab answered HTTP %d with %s, not 204 No Content' % (
+            response.status_code, gitlab_message(response.content) or '(an empty answer)')
+        try:
+            with self.client.errors('read back %s %s' % (self.noun, token['id']), self.list_hints):
+                current = manager.get(token['id']).asdict()
+        except GitLabModuleError as error:
+            state, outcome = 'counts as', 'reading the token back failed (%s)' % error
+        else:
+            if current.get('revoked') or current.get('active') is False:
+                return
+            state, outcome = 'is', 'reading the token back shows it active'
+        raise GitLabModuleError(
+            "Could not %s: it %s STILL ACTIVE. %s, and %s. Check that api_url is GitLab's own "
+            'address and that no proxy or login page answers in its place, then revoke it '
+            'again (state=absent, token_id=%s)' % (what, state, answer, outcome, token['id']))
 
 
 class PersonalTokens(TokenOwner):

@@ -13,10 +13,12 @@ description:
   - Keeps one active group access token with a given name, with the wanted role and
     scopes and an expiry that is never closer than O(rotate_before_days).
   - A run changes nothing, and returns no secret, while such a token exists. When it is
-    within O(rotate_before_days) of expiry (or O(force=true)) the token is rotated, which
-    keeps its bot user and so its role. When it is missing, expired or was revoked, a new
-    one is created. When its scopes or role differ, GitLab cannot change them in place,
-    so a replacement is issued (RV(action=replaced)).
+    within O(rotate_before_days) of expiry (or O(force=true)) the token is rotated. By
+    default (O(rotation_method=create_new)) a new token is issued and the old one stays
+    active until it is revoked; O(rotation_method=rotate) keeps its bot user and so its
+    role. When it is missing, expired or was revoked, a new one is created. When its
+    scopes or role differ, GitLab cannot change them in place, so a replacement is issued
+    (RV(action=replaced)).
   - The new token value is returned once, in RV(token). Register the result on a task
     that sets C(no_log) and pass the value on (for example to
     M(mobb.scm.mobb_integration)); it is never in diffs, warnings or error messages.
@@ -40,25 +42,30 @@ options:
     description:
       - Role of the token's bot user in the group, by name (V(guest), V(planner),
         V(reporter), V(developer), V(maintainer), V(owner)) or number (V(10), V(15),
-        V(20), V(30), V(40), V(50)). Mobb needs V(developer) or higher.
+        V(20), V(30), V(40), V(50)). Names are GitLab's role names in any case
+        (V(Developer) works too). Mobb needs V(developer) or higher.
     type: raw
     default: developer
   rotation_method:
     description:
       - How a token is renewed.
+      - V(create_new), the default (as in the C(mobb.scm.gitlab_token_rotation) role),
+        creates a new token with the same name and leaves the old one active, so that
+        its consumer can switch first; revoke the old one afterwards with O(state=absent)
+        and O(token_id) set to RV(previous_token_id). Until then later runs list it in
+        RV(duplicate_token_ids), with a warning.
       - V(rotate) uses GitLab's rotate API on the token's id. The new token keeps the name,
         scopes, role and bot user; the old one is revoked at once. Replacing a token whose
-        scopes or role differ creates the new token first, then revokes the old one.
+        scopes or role differ creates the new token first, then revokes the old one;
+        if GitLab does not confirm that revoke, RV(previous_token_active) is V(true) and a
+        warning says why.
       - V(self_rotate) rotates O(api_token) itself
         (C(POST /groups/:id/access_tokens/self/rotate)), so O(api_token) must be the token
         named O(name). The old value stops working at once, including for later tasks
         that use it. Scopes and role cannot change this way.
-      - V(create_new) creates a new token with the same name and leaves the old one active,
-        so that its consumer can switch first; revoke the old one afterwards with
-        O(state=absent) and O(token_id) set to RV(previous_token_id).
     type: str
     choices: [rotate, self_rotate, create_new]
-    default: rotate
+    default: create_new
 extends_documentation_fragment:
   - mobb.scm.gitlab
   - mobb.scm.gitlab.attributes

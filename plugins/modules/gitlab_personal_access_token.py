@@ -13,9 +13,11 @@ description:
   - Keeps one active personal access token with a given name for a GitLab user, with the
     wanted scopes and an expiry that is never closer than O(rotate_before_days).
   - A run changes nothing, and returns no secret, while such a token exists. When it is
-    within O(rotate_before_days) of expiry (or O(force=true)) the token is rotated. When
-    it is missing, expired or was revoked, a new one is created. When its scopes differ,
-    GitLab cannot change them in place, so a replacement is issued (RV(action=replaced)).
+    within O(rotate_before_days) of expiry (or O(force=true)) the token is rotated. By
+    default (O(rotation_method=create_new)) a new token is issued and the old one stays
+    active until it is revoked. When it is missing, expired or was revoked, a new one is
+    created. When its scopes differ, GitLab cannot change them in place, so a replacement
+    is issued (RV(action=replaced)).
   - The new token value is returned once, in RV(token). Register the result on a task
     that sets C(no_log) and pass the value on (for example to
     M(mobb.scm.mobb_integration)); it is never in diffs, warnings or error messages.
@@ -50,19 +52,23 @@ options:
   rotation_method:
     description:
       - How a token is renewed.
+      - V(create_new), the default (as in the C(mobb.scm.gitlab_token_rotation) role),
+        creates a new token with the same name and leaves the old one active, so that
+        its consumer can switch first; revoke the old one afterwards with O(state=absent)
+        and O(token_id) set to RV(previous_token_id). Until then later runs list it in
+        RV(duplicate_token_ids), with a warning.
       - V(rotate) uses GitLab's rotate API on the token's id. The new token keeps the name,
         scopes and lineage; the old one is revoked at once. Replacing a token whose scopes
-        differ creates the new token first, then revokes the old one.
+        differ creates the new token first, then revokes the old one;
+        if GitLab does not confirm that revoke, RV(previous_token_active) is V(true) and a
+        warning says why.
       - V(self_rotate) rotates O(api_token) itself (C(POST /personal_access_tokens/self/rotate)),
         so O(api_token) must be the token named O(name). No administrator is needed. The old
         value stops working at once, including for later tasks that use it. Scopes cannot
         change this way.
-      - V(create_new) creates a new token with the same name and leaves the old one active,
-        so that its consumer can switch first; revoke the old one afterwards with
-        O(state=absent) and O(token_id) set to RV(previous_token_id).
     type: str
     choices: [rotate, self_rotate, create_new]
-    default: rotate
+    default: create_new
 extends_documentation_fragment:
   - mobb.scm.gitlab
   - mobb.scm.gitlab.attributes
@@ -84,7 +90,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Ensure the Mobb broker user has a fresh token (admin creates it, rotates it 7 days before expiry)
+- name: Ensure the Mobb broker user has a fresh token (admin creates it, issues a new one 7 days before expiry)
   mobb.scm.gitlab_personal_access_token:
     api_url: "{{ gitlab_url }}"
     api_token: "{{ gitlab_admin_token }}"

@@ -108,8 +108,15 @@ CASES = [
          r'\(.*Connection refused\); check api_url and that GitLab is reachable from the host running the module',
          defaults={'api_url': 'http://127.0.0.1:{closed_port}', 'retries': 1}),
     Case('api_url without a scheme', 'personal', BROKER,
-         r"api_url must be an http:// or https:// URL such as https://gitlab\.example\.com, got "
+         r"api_url must be an http\(s\) URL with a host, such as https://gitlab\.example\.com, got "
          r"'gitlab\.example\.com'", defaults={'api_url': 'gitlab.example.com'}, local=True),
+    Case('api_url with credentials', 'info', {},
+         r'api_url must not carry credentials \(user:password@\): remove them from the URL',
+         defaults={'api_url': 'https://root:hunter2@gitlab.example.com'}, local=True),
+    Case('api_url with a query', 'info', {},
+         r"api_url must be the base URL of the server, without \?query or #fragment: "
+         r"'https://gitlab\.example\.com/\?page=2'",
+         defaults={'api_url': 'https://gitlab.example.com/?page=2'}, local=True),
     Case('no api_url anywhere', 'info', {},
          r'api_url is required: set it \(for example once, with module_defaults for group/mobb\.scm\.gitlab\) '
          r'or the GITLAB_URL environment variable', defaults={'api_url': None}, env={'GITLAB_URL': ''},

@@ -5,10 +5,12 @@ import datetime
 
 import pytest
 
-from gitlab_plays import (GitLabPlays, advance_clock, call, issue, public, registered,
+from gitlab_plays import (GitLabPlays, advance_clock, call, failure, issue, public, registered,
                           requests_between, sha256, snapshot, writes)
 
 BROKER = dict(user='mobb-broker', name='mobb-broker')
+# GitLab's rotate API, and create-then-revoke for a replacement (the default is create_new).
+ROTATE = dict(BROKER, rotation_method='rotate')
 
 
 @pytest.fixture
@@ -70,14 +72,14 @@ def test_default_user_is_the_api_tokens_user(plays, gitlab):
 
 def test_rotation_starts_when_days_left_reach_rotate_before_days(plays, gitlab):
     run = plays.run([
-        *issue('create', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('create', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         advance_clock(22),
-        *issue('8 days left', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('8 days left', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         advance_clock(1),
         snapshot('due'),
-        *issue('7 days left', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('7 days left', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
         snapshot('rotated'),
-        *issue('after rotation', 'personal', **BROKER, expires_in_days=30, rotate_before_days=7),
+        *issue('after rotation', 'personal', **ROTATE, expires_in_days=30, rotate_before_days=7),
     ])
     created = public(run, 'create')
     not_yet = public(run, '8 days left')
@@ -117,7 +119,7 @@ def test_expired_and_revoked_tokens_are_replaced_by_new_ones(plays, gitlab):
 def test_scope_drift_is_replaced_create_then_revoke(plays, gitlab):
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'scopes': ['api'], 'expires_in_days': 200}])['tokens'][0]
-    run = plays.run([snapshot('start'), *issue('drift', 'personal', **BROKER), snapshot('end')])
+    run = plays.run([snapshot('start'), *issue('drift', 'personal', **ROTATE), snapshot('end')])
     drift = public(run, 'drift')
     assert (drift['action'], drift['previous_token_id'], drift['previous_token_active']) == (
         'replaced', old['id'], False)
@@ -129,11 +131,13 @@ def test_scope_drift_is_replaced_create_then_revoke(plays, gitlab):
         ('DELETE', f'/api/v4/personal_access_tokens/{old["id"]}')]
 
 
-def test_create_new_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab):
+def test_create_new_is_the_default_and_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab):
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'expires_in_days': 3}])['tokens'][0]
     run = plays.run([
-        *issue('create new', 'personal', **BROKER, rotation_method='create_new'),
+        snapshot('start'),
+        *issue('create new', 'personal', **BROKER),
+        snapshot('created'),
         call('revoke previous', 'personal', **BROKER, state='absent',
              token_id=f"{{{{ {registered('create new')}.previous_token_id }}}}"),
         call('revoke previous again', 'personal', **BROKER, state='absent',
@@ -142,6 +146,8 @@ def test_create_new_keeps_the_old_token_until_it_is_revoked_by_id(plays, gitlab)
     new = public(run, 'create new')
     assert (new['action'], new['previous_token_id'], new['previous_token_active']) == ('rotated', old['id'], True)
     assert plays.whoami(plays.secret(new['token_sha256']))[1]['id'] == new['token_id']
+    assert calls(writes(requests_between(run, 'start', 'created'))) == [
+        ('POST', f'/api/v4/users/{old["user_id"]}/personal_access_tokens')]
     revoked = run.task('revoke previous')
     assert (revoked['changed'], revoked['action'], revoked['revoked_token_ids']) == (True, 'revoked', [old['id']])
     assert plays.token(old['id'])['revoked'] is True and plays.token(new['token_id'])['active'] is True
@@ -191,7 +197,7 @@ def test_duplicates_act_on_the_newest_and_report_the_others(plays, gitlab):
         {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 20, 'expires_in_days': 4},
         {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 2, 'expires_in_days': 4},
     ])['tokens']
-    run = plays.run([*issue('rotate newest', 'personal', **BROKER)])
+    run = plays.run([*issue('rotate newest', 'personal', **ROTATE)])
     result = public(run, 'rotate newest')
     assert (result['action'], result['previous_token_id'], result['duplicate_token_ids']) == (
         'rotated', newer['id'], [older['id']])
@@ -234,9 +240,9 @@ def test_check_mode_decides_the_same_and_writes_nothing(plays, gitlab):
     run = plays.run([
         snapshot('start'),
         *issue('create', 'personal', user='mobb-broker', name='missing'),
-        *issue('rotate', 'personal', user='mobb-broker', name='due'),
-        *issue('create new', 'personal', user='mobb-broker', name='due', rotation_method='create_new'),
-        *issue('replace', 'personal', user='mobb-broker', name='drifted'),
+        *issue('rotate', 'personal', user='mobb-broker', name='due', rotation_method='rotate'),
+        *issue('create new', 'personal', user='mobb-broker', name='due'),
+        *issue('replace', 'personal', user='mobb-broker', name='drifted', rotation_method='rotate'),
         call('revoke', 'personal', user='mobb-broker', name='doomed', state='absent'),
         snapshot('end'),
     ], check=True)
@@ -309,7 +315,7 @@ def test_when_the_old_token_cannot_be_revoked_the_new_one_is_still_returned(play
     old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
                                'scopes': ['api']}])['tokens'][0]
     gitlab.fault('status', count=2, method='DELETE', path='/personal_access_tokens/', status=503)
-    run = plays.run([*issue('replace', 'personal', **BROKER)], defaults={'retries': 1})
+    run = plays.run([*issue('replace', 'personal', **ROTATE)], defaults={'retries': 1})
     replaced = public(run, 'replace')
     assert (replaced['action'], replaced['previous_token_id'], replaced['previous_token_active']) == (
         'replaced', old['id'], True)
@@ -319,3 +325,59 @@ def test_when_the_old_token_cannot_be_revoked_the_new_one_is_still_returned(play
         f"The new token was issued but the old one is still active: Could not revoke personal access token "
         f"{old['id']} ('mobb-broker') of user 'mobb-broker': GitLab answered 503: Service Unavailable. GitLab "
         'still failed after 1 retries: try again later']
+
+
+def test_a_revoke_answered_by_a_proxy_page_fails_and_names_the_token_still_active(plays, gitlab):
+    older, newer = gitlab.seed(tokens=[
+        {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker', 'created_days_ago': 3},
+        {'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker'},
+    ])['tokens']
+    # The newest goes first and is revoked; the answer to the older one's DELETE is a proxy's page.
+    gitlab.fault('html200', method='DELETE', path=f'/personal_access_tokens/{older["id"]}$')
+    run = plays.run([call('absent', 'personal', **BROKER, state='absent'),
+                     call('absent again', 'personal', **BROKER, state='absent')])
+    message = failure(run, 'absent')
+    assert message == (
+        f"Revoked token(s) {newer['id']}, then: Could not revoke personal access token {older['id']} "
+        "('mobb-broker') of user 'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an HTML page "
+        'titled "502 Bad Gateway", not 204 No Content, and reading the token back shows it active. Check that '
+        "api_url is GitLab's own address and that no proxy or login page answers in its place, then revoke it "
+        f"again (state=absent, token_id={older['id']})")
+    assert plays.token(newer['id'])['revoked'] is True
+    # The first run left it active; the second, without the proxy page, revokes it.
+    again = run.task('absent again')
+    assert (again['action'], again['revoked_token_ids']) == ('revoked', [older['id']])
+    assert plays.token(older['id'])['revoked'] is True
+
+
+def test_a_single_revoke_answered_by_a_proxy_page_fails_and_leaves_the_token_active(plays, gitlab):
+    token = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker'}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([snapshot('start'), call('absent', 'personal', **BROKER, state='absent',
+                                             token_id=token['id']), snapshot('end')])
+    message = failure(run, 'absent')
+    assert message.startswith(f"Could not revoke personal access token {token['id']} ('mobb-broker') of user "
+                              "'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an HTML page")
+    assert plays.token(token['id'])['active'] is True
+    status, me = plays.whoami(token['token'])
+    assert (status, me['id']) == (200, token['id'])
+    assert [(entry['method'], entry['fault']) for entry in requests_between(run, 'start', 'end')] == [
+        ('GET', None), ('GET', None), ('DELETE', 'html200'), ('GET', None)]
+
+
+def test_a_replacement_whose_revoke_gets_a_proxy_page_returns_the_new_token_and_the_old_one_active(plays, gitlab):
+    old = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'mobb-broker', 'name': 'mobb-broker',
+                               'scopes': ['api']}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([*issue('replace', 'personal', **ROTATE)])
+    replaced = public(run, 'replace')
+    assert (replaced['action'], replaced['previous_token_id'], replaced['previous_token_active']) == (
+        'replaced', old['id'], True)
+    assert plays.whoami(plays.secret(replaced['token_sha256']))[0] == 200
+    assert plays.token(old['id'])['active'] is True and plays.whoami(old['token'])[0] == 200
+    assert replaced['warnings'] == [
+        f"The new token was issued but the old one is still active: Could not revoke personal access token "
+        f"{old['id']} ('mobb-broker') of user 'mobb-broker': it is STILL ACTIVE. GitLab answered HTTP 200 with an "
+        'HTML page titled "502 Bad Gateway", not 204 No Content, and reading the token back shows it active. '
+        "Check that api_url is GitLab's own address and that no proxy or login page answers in its place, then "
+        f"revoke it again (state=absent, token_id={old['id']})"]

@@ -8,7 +8,7 @@ import datetime
 
 import pytest
 
-from gitlab_plays import (GitLabPlays, advance_clock, call, issue, public, requests_between,
+from gitlab_plays import (GitLabPlays, advance_clock, call, failure, issue, public, requests_between,
                           snapshot, writes)
 
 PATHS = {'project': 'acme/payments', 'group': 'acme'}
@@ -50,7 +50,7 @@ def test_create_rerun_and_rotation_keep_the_bot_user_and_role(plays, gitlab, kin
         *issue('rerun', kind, **owner(kind, expires_in_days=90, rotate_before_days=14)),
         snapshot('rerun done'),
         advance_clock(77),
-        *issue('rotate', kind, **owner(kind, expires_in_days=90, rotate_before_days=14)),
+        *issue('rotate', kind, **owner(kind, expires_in_days=90, rotate_before_days=14, rotation_method='rotate')),
         snapshot('rotated'),
     ])
     created = public(run, 'create')
@@ -76,13 +76,15 @@ def test_create_rerun_and_rotation_keep_the_bot_user_and_role(plays, gitlab, kin
     assert status == 200 and (me['id'], me['user_id']) == (rotated['token_id'], created['user_id'])
 
 
-def test_role_drift_is_replaced_and_role_names_or_numbers_both_work(plays, gitlab, kind):
+def test_role_drift_is_replaced_and_role_names_in_any_case_or_numbers_all_work(plays, gitlab, kind):
     old = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'access_level': 30}])['tokens'][0]
     run = plays.run([
         *issue('same role by number', kind, **owner(kind, access_level=30)),
-        *issue('maintainer', kind, **owner(kind, access_level='maintainer')),
+        *issue('same role by name', kind, **owner(kind, access_level='Developer')),
+        *issue('maintainer', kind, **owner(kind, access_level='MAINTAINER', rotation_method='rotate')),
     ])
     assert public(run, 'same role by number')['action'] == 'none'
+    assert public(run, 'same role by name')['action'] == 'none'
     replaced = public(run, 'maintainer')
     assert (replaced['action'], replaced['previous_token_id'], replaced['access_level']) == ('replaced', old['id'], 40)
     assert replaced['user_id'] != old['user_id']
@@ -90,10 +92,10 @@ def test_role_drift_is_replaced_and_role_names_or_numbers_both_work(plays, gitla
     assert plays.token(replaced['token_id'])['access_level'] == 40
 
 
-def test_scope_drift_with_create_new_keeps_the_old_token(plays, gitlab, kind):
+def test_scope_drift_with_the_default_create_new_keeps_the_old_token(plays, gitlab, kind):
     old = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'scopes': ['read_api'],
                                'access_level': 30}])['tokens'][0]
-    run = plays.run([*issue('create new', kind, **owner(kind, rotation_method='create_new'))])
+    run = plays.run([*issue('create new', kind, **owner(kind))])
     new = public(run, 'create new')
     assert (new['action'], new['previous_token_id'], new['previous_token_active']) == ('replaced', old['id'], True)
     assert plays.token(old['id'])['active'] is True and new['scopes'] == ['api']
@@ -140,8 +142,8 @@ def test_check_mode_and_absent(plays, gitlab, kind):
     before = plays.token_records()
     preview = plays.run([
         snapshot('start'),
-        *issue('rotate', kind, **owner(kind)),
-        *issue('replace', kind, **owner(kind, access_level='reporter')),
+        *issue('rotate', kind, **owner(kind, rotation_method='rotate')),
+        *issue('replace', kind, **owner(kind, access_level='reporter', rotation_method='rotate')),
         call('revoke', kind, **owner(kind, state='absent')),
         snapshot('end'),
     ], check=True, diff=True)
@@ -158,3 +160,17 @@ def test_check_mode_and_absent(plays, gitlab, kind):
                      call('revoke again', kind, **owner(kind, state='absent'))])
     assert run.task('revoke')['action'] == 'revoked' and plays.token(seeded['id'])['revoked'] is True
     assert run.task('revoke again')['action'] == 'none'
+
+
+def test_a_revoke_answered_by_a_proxy_page_fails_and_the_token_stays_active(plays, gitlab, kind):
+    seeded = gitlab.seed(tokens=[{'kind': kind, kind: PATHS[kind], 'name': 'mobb', 'access_level': 30}])['tokens'][0]
+    gitlab.fault('html200', method='DELETE')
+    run = plays.run([snapshot('start'), call('revoke', kind, **owner(kind, state='absent')), snapshot('end')])
+    assert failure(run, 'revoke').startswith(
+        f"Could not revoke {kind} access token {seeded['id']} ('mobb') of {kind} '{PATHS[kind]}': it is STILL "
+        'ACTIVE. GitLab answered HTTP 200 with an HTML page titled "502 Bad Gateway", not 204 No Content, and '
+        'reading the token back shows it active.')
+    assert plays.token(seeded['id'])['active'] is True and plays.whoami(seeded['token'])[0] == 200
+    path = f'/api/v4/{kind}s/{ENCODED[kind]}/access_tokens/{seeded["id"]}'
+    assert [(entry['method'], entry['path'], entry['fault']) for entry in requests_between(run, 'start', 'end')][1:] == [
+        ('DELETE', path, 'html200'), ('GET', path, None)]

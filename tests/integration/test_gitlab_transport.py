@@ -127,3 +127,17 @@ def test_missing_python_gitlab_is_named(plays, gitlab, tmp_path):
     run = plays.run([task])
     assert failure(run, 'no library').startswith('Failed to import the required Python library (python-gitlab)')
     assert gitlab.requests() == []
+
+
+def test_api_url_spelling_does_not_matter(plays, gitlab):
+    # Scheme case, a trailing /api/v4 and slashes: the same server, the same API paths.
+    shouting = gitlab.url.replace('http://', 'HTTP://') + '/api/v4/'
+    assert shouting.startswith('HTTP://127.0.0.1:')
+    run = plays.run([*issue('create', 'personal', **BROKER), call('list', 'info', user='mobb-broker')],
+                    defaults={'api_url': shouting})
+    created = public(run, 'create')
+    assert created['action'] == 'created'
+    assert [token['id'] for token in run.task('list')['access_tokens']] == [created['token_id']]
+    assert [(entry['method'], entry['path'], entry['status']) for entry in gitlab.requests()][:3] == [
+        ('GET', '/api/v4/users', 200), ('GET', '/api/v4/personal_access_tokens', 200),
+        ('POST', f'/api/v4/users/{created["user_id"]}/personal_access_tokens', 201)]

@@ -217,14 +217,15 @@ def test_empty_scopes_are_refused():
 
 
 @pytest.mark.parametrize('value, level', [
-    ('developer', 30), ('Developer', 30), ('maintainer', 40), ('guest', 10), ('planner', 15),
-    ('reporter', 20), ('owner', 50), (30, 30), ('40', 40), (50, 50),
+    ('developer', 30), ('Developer', 30), ('DEVELOPER', 30), ('maintainer', 40), ('MAINTAINER', 40),
+    ('Maintainer', 40), ('guest', 10), ('Guest', 10), ('planner', 15), ('PLANNER', 15), ('reporter', 20),
+    ('Reporter', 20), ('owner', 50), (' Owner ', 50), ('oWnEr', 50), (30, 30), ('40', 40), (50, 50),
 ])
 def test_access_level_by_name_or_number(value, level):
     assert parse_access_level(value) == level
 
 
-@pytest.mark.parametrize('value', ['admin', 35, '25', 0, 'dev'])
+@pytest.mark.parametrize('value', ['admin', 35, '25', 0, 'dev', 'Administrator', 'MAINTAINERS', ''])
 def test_bad_access_level_lists_the_valid_ones(value):
     with pytest.raises(GitLabModuleError, match=r'^access_level must be one of guest, planner, reporter, '
                                                 r'developer, maintainer, owner \(or 10, 15, 20, 30, 40, 50\)'):
