@@ -22,6 +22,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mobb.scm.plugins.module_utils import urls
 
 try:
     import requests
@@ -143,39 +144,31 @@ def token_fingerprint(token):
     return hashlib.sha256(token.encode('utf-8')).hexdigest()[:FINGERPRINT_LENGTH]
 
 
-def _parse_http_url(value, option):
-    if not value or not value.strip():
-        raise MobbOptionError('%s is empty: give an http(s) URL' % option)
-    parts = urlsplit(value.strip())
-    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
-        raise MobbOptionError('%s must be an http(s) URL with a host, got %r' % (option, value))
-    if parts.username is not None or parts.password is not None:
-        raise MobbOptionError('%s must not carry credentials (user:password@): remove them from the URL' % option)
+def _parse_http_url(value, option, example=None):
+    """urls.parse_http_url, refusing with MobbOptionError; ``example`` replaces the GitLab URL
+    that urls offers as an example (api_url is Mobb's URL, not a GitLab server's)."""
     try:
-        parts.port
-    except ValueError:
-        raise MobbOptionError('%s has an invalid port: %r' % (option, value)) from None
-    return parts
+        return urls.parse_http_url(value, option)
+    except urls.UrlError as exc:
+        message = str(exc)
+        if example:
+            message = re.sub(r', such as \S+,', ', such as %s,' % example, message)
+        raise MobbOptionError(message) from None
 
 
 def normalize_scm_url(value, option='scm_url'):
-    """The SCM base URL as Mobb matches it: scheme and host lowercased, default port and
-    trailing slashes dropped. Raises MobbOptionError for anything but a plain http(s) URL."""
-    parts = _parse_http_url(value, option)
-    if parts.query or parts.fragment:
-        raise MobbOptionError('%s must be the base URL of the server, without ?query or #fragment: %r' % (option, value))
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ':' in host:
-        host = '[%s]' % host
-    port = parts.port
-    if port is not None and (scheme, port) not in (('http', 80), ('https', 443)):
-        host = '%s:%d' % (host, port)
-    return urlunsplit((scheme, host, parts.path.rstrip('/'), '', ''))
+    """The SCM base URL as Mobb matches it, spelt as the GitLab client spells the server
+    (urls.normalize_server_url): scheme and host lowercased, default port, trailing slashes
+    and a trailing /api/v4 dropped. Raises MobbOptionError for anything but a plain http(s) URL."""
+    try:
+        return urls.normalize_server_url(value, option)
+    except urls.UrlError as exc:
+        raise MobbOptionError(str(exc)) from None
 
 
 def find_scm_config(scm_configs, scm_type, scm_url, org=None):
-    """The stored configs for this type, URL (normalised) and org; exact URL matches first."""
+    """The stored configs for this type, URL (normalised) and org; the URL as given first, then
+    the normalised spelling."""
     wanted_url = normalize_scm_url(scm_url)
     matches = []
     for config in scm_configs or []:
@@ -189,7 +182,7 @@ def find_scm_config(scm_configs, scm_type, scm_url, org=None):
             continue
         if stored_url == wanted_url:
             matches.append(config)
-    matches.sort(key=lambda config: config.get('scmUrl') != scm_url)
+    matches.sort(key=lambda config: (config.get('scmUrl') != scm_url, config.get('scmUrl') != wanted_url))
     return matches
 
 
@@ -321,7 +314,7 @@ class MobbClient:
     def __init__(self, api_url, api_key, validate_certs=True, ca_path=None, timeout=30, retries=3, warn=None):
         if not HAS_REQUESTS:
             raise MobbOptionError(missing_required_lib('requests'))
-        parts = _parse_http_url(api_url, 'api_url')
+        parts = _parse_http_url(api_url, 'api_url', example=DEFAULT_API_URL)
         if not api_key or not api_key.strip():
             raise MobbOptionError('api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key')
         if timeout is None or timeout <= 0:

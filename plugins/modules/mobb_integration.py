@@ -25,8 +25,10 @@ options:
     description:
       - Base URL of the SCM server as users know it, for example V(https://gitlab.internal.example),
         not the broker's virtual domain.
-      - Matched against stored integrations with scheme and host lowercased, the default port and
-        trailing slashes dropped.
+      - Sent to Mobb and matched against stored integrations with scheme and host lowercased, the default
+        port, trailing slashes and a trailing C(/api/v4) dropped, the spelling the GitLab modules use, so
+        V(HTTPS://GitLab.Internal.Example:443/api/v4/) names the same integration as
+        V(https://gitlab.internal.example).
     type: str
     required: true
   scm_type:
@@ -215,7 +217,7 @@ def ensure_integration(module, client):
     matches = find_scm_config(client.me(with_tokens=True).get('scmConfigs'), scm_type, params['scm_url'], org)
     config = matches[0] if matches else None
     if len(matches) > 1:
-        module.warn('Mobb holds %d integrations for %s; using %s' % (len(matches), params['scm_url'], config.get('id')))
+        module.warn('Mobb holds %d integrations for %s; using %s' % (len(matches), wanted_url, config.get('id')))
     # Write to the record Mobb already has, spelt as Mobb stored it, so no duplicate appears.
     scm_url = config['scmUrl'] if config else wanted_url
     stored = _stored_fingerprint(config)

@@ -158,6 +158,26 @@ def test_exhausted_retries_fail_clearly(plays):
     assert plays.mobb.scm_configs() == []
 
 
+@pytest.fixture
+def tls_plays(run_playbook, mobb, gitlab_tls, tmp_path):
+    return MobbPlays(run_playbook, mobb, gitlab_tls, tmp_path)
+
+
+def test_an_api_v4_url_names_the_same_integration_as_the_server_url(tls_plays):
+    scheme, rest = tls_plays.gitlab.url.split('://', 1)
+    api_url = f'{scheme.upper()}://{rest}/api/v4/'
+    run = tls_plays.run([integration_task('store', scm_url=api_url)])
+    result = run.task('store')
+    assert run.rc == 0 and result['written'] is True
+    assert result['scm_config']['scm_url'] == tls_plays.gitlab.url
+    assert [config['scm_url'] for config in tls_plays.mobb.scm_configs()] == [tls_plays.gitlab.url]
+
+    again = tls_plays.run([integration_task('plain'), integration_task('api', scm_url=api_url)])
+    assert again.task('plain')['changed'] is False and again.task('api')['changed'] is False
+    assert operations(tls_plays.mobb) == ['Me', 'Me']
+    assert stored(tls_plays)[1] == 1
+
+
 def test_bad_input_fails_with_a_clear_message_and_sends_nothing(plays):
     run = plays.run([
         integration_task('no token', token=''),
@@ -165,7 +185,8 @@ def test_bad_input_fails_with_a_clear_message_and_sends_nothing(plays):
         integration_task('bad state', state='absent'),
     ])
     assert failure(run, 'no token')['msg'] == 'token is empty: give the GitLab access token to store'
-    assert failure(run, 'bad url')['msg'] == "scm_url must be an http(s) URL with a host, got 'gitlab.internal.example'"
+    assert failure(run, 'bad url')['msg'] == ("scm_url must be an http(s) URL with a host, such as "
+                                              "https://gitlab.example.com, got 'gitlab.internal.example'")
     assert 'value of state must be one of: present, got: absent' in failure(run, 'bad state')['msg']
     assert plays.mobb.requests() == []
 

@@ -21,6 +21,7 @@ import pytest
 import requests
 import trustme
 
+from ansible_collections.mobb.scm.plugins.module_utils import urls
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbAccessDeniedError,
     MobbClient,
@@ -164,9 +165,14 @@ ME_ANSWER = json.dumps({'data': {'me': {'id': 'u1', 'email': 'a@b', 'scmConfigs'
     ('http://gitlab.internal.example:80//', 'http://gitlab.internal.example'),
     ('https://gitlab.internal.example:8443/GitLab/', 'https://gitlab.internal.example:8443/GitLab'),
     ('  https://[FD00::1]:8443/ ', 'https://[fd00::1]:8443'),
+    ('HTTPS://GitLab.Internal.Example:443/api/v4/', 'https://gitlab.internal.example'),
+    ('https://gitlab.internal.example/gitlab/API/V4', 'https://gitlab.internal.example/gitlab'),
+    ('https://gitlab.internal.example/api/v4x', 'https://gitlab.internal.example/api/v4x'),
 ])
 def test_normalize_scm_url_gives_one_spelling_per_server(given, expected):
     assert normalize_scm_url(given) == expected
+    # The spelling the GitLab client gets for the same option value.
+    assert urls.normalize_server_url(given, 'scm_url') == expected
 
 
 @pytest.mark.parametrize('given, words', [
@@ -180,6 +186,9 @@ def test_normalize_scm_url_refuses_what_is_not_a_base_url(given, words):
     with pytest.raises(MobbOptionError, match=r'^scm_url ') as caught:
         normalize_scm_url(given)
     assert words in str(caught.value)
+    with pytest.raises(urls.UrlError) as shared:
+        urls.normalize_server_url(given, 'scm_url')
+    assert str(caught.value) == str(shared.value)
 
 
 def test_normalize_scm_url_refuses_credentials_without_repeating_them():
@@ -202,10 +211,15 @@ def test_find_scm_config_matches_type_org_and_normalised_url():
         {'id': 'slash', 'scmType': 'GitLab', 'scmUrl': 'https://GITLAB.internal.example/', 'scmOrg': None},
         {'id': 'exact', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.internal.example', 'scmOrg': ''},
         {'id': 'broken', 'scmType': 'GitLab', 'scmUrl': 'not a url', 'scmOrg': None},
+        {'id': 'api-v4', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.internal.example/api/v4', 'scmOrg': None},
         None,
     ]
     found = find_scm_config(configs, 'gitlab', 'https://gitlab.internal.example', None)
-    assert [config['id'] for config in found] == ['exact', 'slash']
+    assert [config['id'] for config in found] == ['exact', 'slash', 'api-v4']
+    found = find_scm_config(configs, 'GitLab', 'HTTPS://GitLab.Internal.Example:443/api/v4/', None)
+    assert [config['id'] for config in found] == ['exact', 'slash', 'api-v4']
+    found = find_scm_config(configs, 'GitLab', 'https://GITLAB.internal.example/', None)
+    assert [config['id'] for config in found] == ['slash', 'exact', 'api-v4']
     assert [c['id'] for c in find_scm_config(configs, 'GitLab', 'https://gitlab.internal.example', 'team')] == ['other-org']
     assert find_scm_config(configs, 'GitLab', 'https://elsewhere.example') == []
 
@@ -226,7 +240,9 @@ def test_broker_host_for_compares_host_names_case_insensitively():
 @pytest.mark.parametrize('overrides, words', [
     ({'api_key': None}, 'api_key is not set: give api_key or set MOBB_API_KEY'),
     ({'api_key': '  '}, 'api_key is not set'),
-    ({'api_url': 'api.mobb.ai/v1/graphql'}, 'api_url must be an http(s) URL'),
+    ({'api_url': 'api.mobb.ai/v1/graphql'}, "api_url must be an http(s) URL with a host, such as "
+                                            "https://api.mobb.ai/v1/graphql, got 'api.mobb.ai/v1/graphql'"),
+    ({'api_url': 'https://key:secret@api.mobb.ai/v1/graphql'}, 'api_url must not carry credentials'),
     ({'api_url': ''}, 'api_url is empty'),
     ({'timeout': 0}, 'timeout must be a positive number'),
     ({'retries': -1}, 'retries must be 0 or more'),
@@ -533,3 +549,4 @@ def test_connection_status_with_a_refused_key_raises(mobb, acme, gitlab):
     with MobbClient(mobb.graphql_url, 'wrong') as mobb_client:
         with pytest.raises(MobbAccessDeniedError):
             mobb_client.connection_status(gitlab.url)
+
