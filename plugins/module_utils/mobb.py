@@ -60,17 +60,22 @@ MOBB_CONNECTION_ARGSPEC = dict(
 _SCM_CONFIG_FIELDS = 'id orgId scmType scmUrl scmOrg tokenLastUpdate isTokenAvailable'
 _BROKER_FIELDS = 'userOrganizationsAndUserOrganizationRoles { organization { brokerHosts { realDomain virtualDomain } } }'
 
-# The stored token is selected only where the integration module compares fingerprints.
-ME_WITH_TOKENS_QUERY = 'query Me { me { id email scmConfigs { %s token } } }' % _SCM_CONFIG_FIELDS
-ME_QUERY = 'query Me { me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+_ME_FIELDS = 'id email %s scmConfigs { %s }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+# The stored token is selected only where a caller asks for it (with_tokens), to compare fingerprints.
+_ME_WITH_TOKENS_FIELDS = 'id email %s scmConfigs { %s token }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+ME_QUERY = 'query Me { me { %s } }' % _ME_FIELDS
+ME_WITH_TOKENS_QUERY = 'query Me { me { %s } }' % _ME_WITH_TOKENS_FIELDS
+
+
+def _connection_status_query(me_fields):
+    return ('query checkScmConnectionStatus($scmUrl: String!) {'
+            ' checkScmConnectionStatus(scmUrl: $scmUrl) { status } me { %s } }' % me_fields)
+
 
 # One request answers both "is it connected" and "what is stored" when Mobb returns partial
-# data; when the check fails and Mobb returns no data at all, ME_QUERY follows.
-CONNECTION_STATUS_QUERY = (
-    'query checkScmConnectionStatus($scmUrl: String!) {'
-    ' checkScmConnectionStatus(scmUrl: $scmUrl) { status }'
-    ' me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
-)
+# data; when the check fails and Mobb returns no data at all, ME_QUERY (or ME_WITH_TOKENS_QUERY) follows.
+CONNECTION_STATUS_QUERY = _connection_status_query(_ME_FIELDS)
+CONNECTION_STATUS_WITH_TOKENS_QUERY = _connection_status_query(_ME_WITH_TOKENS_FIELDS)
 
 VALIDATE_SCM_TOKEN_QUERY = (
     'query validateScmToken($scmType: String!, $url: String!, $token: String!, $scmOrg: String) {'
@@ -214,7 +219,8 @@ def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
 
 def _one_line(text, secrets):
     text = ' '.join(str(text).split())
-    for secret in secrets:
+    # Longest first: a secret that contains another is redacted whole.
+    for secret in sorted(secrets, key=lambda value: len(value or ''), reverse=True):
         if secret:
             text = text.replace(secret, REDACTED)
     if len(text) > MAX_DETAIL_LENGTH:
@@ -326,6 +332,9 @@ class MobbClient:
                                   "API's certificate" % ca_path)
         self.api_url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, parts.query, ''))
         self._api_key = api_key.strip()
+        # Every secret this client sent or read (the key, tokens given, stored tokens read):
+        # none of them may appear in a message.
+        self._secrets = {self._api_key}
         self._timeout = timeout
         self._retries = retries
         self._warn = warn or (lambda message: None)
@@ -359,7 +368,7 @@ class MobbClient:
         """POST one GraphQL operation and return its ``data``; GraphQL errors raise."""
         payload = self._post(operation, document, variables)
         if payload.get('errors'):
-            raise self._graphql_error(payload['errors'], operation, variables)
+            raise self._graphql_error(payload['errors'], operation)
         data = payload.get('data')
         if not isinstance(data, dict):
             raise MobbRequestError('Mobb answered %s without data or errors' % operation, self.last_request_id)
@@ -372,40 +381,46 @@ class MobbClient:
 
     def validate_scm_token(self, scm_type, scm_url, token, org=None):
         """Ask Mobb to check the token against the SCM without storing it; raises MobbScmError."""
+        self._secrets.add(token)
         variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'scmOrg': org}
         data = self.execute('validateScmToken', VALIDATE_SCM_TOKEN_QUERY, variables)
         self._union_member(data.get('validateScmToken'), 'validateScmToken', 'ValidateScmTokenSuccess', variables)
 
     def update_scm_token(self, scm_type, scm_url, token, org=None):
         """Store the token in Mobb's integration for this SCM URL; returns the config id."""
+        self._secrets.add(token)
         variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'org': org}
         data = self.execute('updateScmToken', UPDATE_SCM_TOKEN_MUTATION, variables)
         success = self._union_member(data.get('updateScmToken'), 'updateScmToken', 'ScmAccessTokenUpdateSuccess', variables)
         return success.get('id')
 
-    def connection_status(self, scm_url):
+    def connection_status(self, scm_url, with_tokens=False):
         """Mobb's own connection check for scm_url plus the caller's ``me``.
 
         Returns {connected, message, me}: "not connected" is an answer, not an error; a
-        refused key, a schema mismatch or an unreachable API still raise. One request, or
-        two when the check fails and Mobb answers without partial data.
+        refused key, a schema mismatch or an unreachable API still raise. With with_tokens,
+        ``me.scmConfigs`` carry the stored ``token`` (null where Mobb does not return it),
+        read in the same request. One request, or two when the check fails and Mobb answers
+        without partial data.
         """
         variables = {'scmUrl': scm_url}
-        payload = self._post('checkScmConnectionStatus', CONNECTION_STATUS_QUERY, variables)
+        document = CONNECTION_STATUS_WITH_TOKENS_QUERY if with_tokens else CONNECTION_STATUS_QUERY
+        payload = self._post('checkScmConnectionStatus', document, variables)
         data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        self._remember_tokens(data.get('me'))
         errors = payload.get('errors') or []
         for error in errors:
             if _error_code(error) in ('access-denied', 'validation-failed'):
-                raise self._graphql_error([error], 'checkScmConnectionStatus', variables)
+                raise self._graphql_error([error], 'checkScmConnectionStatus')
         me = data.get('me')
         if me is None:
             # Mobb failed the whole request because the check failed: read me on its own.
-            me = self.me()
+            me = self.me(with_tokens=with_tokens)
         else:
             me = self._require_me(me)
         status = (data.get('checkScmConnectionStatus') or {}).get('status')
         if errors:
-            message = _one_line('; '.join(_error_message(error) for error in errors), [self._api_key])
+            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
         elif status is None:
             message = 'Mobb returned no connection status for %s' % scm_url
         elif status != 'OK':
@@ -418,7 +433,16 @@ class MobbClient:
         if not isinstance(me, dict):
             raise MobbAccessDeniedError('Mobb returned no user for this API key: check api_key or MOBB_API_KEY',
                                         request_id=self.last_request_id)
+        self._remember_tokens(me)
         return me
+
+    def _remember_tokens(self, me):
+        """Add the stored tokens in a ``me`` answer to the secrets kept out of messages."""
+        configs = me.get('scmConfigs') if isinstance(me, dict) else None
+        for config in configs if isinstance(configs, list) else []:
+            for key in ('token', 'refreshToken'):
+                if isinstance(config, dict) and isinstance(config.get(key), str) and config[key]:
+                    self._secrets.add(config[key])
 
     def _post(self, operation, document, variables):
         """Send one operation with retries (its id in last_request_id); return the JSON payload."""
@@ -498,12 +522,11 @@ class MobbClient:
         return MobbRequestError('cannot reach the Mobb API at %s%s (%s): check api_url and the network'
                                 % (self.api_url, after, reason))
 
-    def _graphql_error(self, errors, operation, variables):
+    def _graphql_error(self, errors, operation):
         request_id = self.last_request_id
-        secrets = [self._api_key, (variables or {}).get('token')]
         first = errors[0] if isinstance(errors[0], dict) else {'message': str(errors[0])}
         code = _error_code(first)
-        detail = _one_line('; '.join(_error_message(error) for error in errors), secrets)
+        detail = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
         if code == 'access-denied':
             return MobbAccessDeniedError(
                 'Mobb refused the API key (access-denied: %s): check api_key or MOBB_API_KEY, and that api_url '
@@ -520,7 +543,6 @@ class MobbClient:
                                 code, request_id)
 
     def _union_member(self, result, operation, success_type, variables):
-        secrets = [self._api_key, variables.get('token')]
         scm_type = variables.get('scmType')
         scm_url = variables.get('url')
         if not isinstance(result, dict):
@@ -528,7 +550,7 @@ class MobbClient:
         typename = result.get('__typename')
         if typename == success_type:
             return result
-        detail = _one_line(result.get('error') or 'no detail', secrets)
+        detail = _one_line(result.get('error') or 'no detail', self._secrets)
         if typename == 'BadScmCredentials':
             message = ('%s at %s rejected the token (BadScmCredentials: %s): check that it is active, not expired '
                        'and has scope api (a personal access token also needs read_user; a project or group token '

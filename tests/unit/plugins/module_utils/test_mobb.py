@@ -75,6 +75,11 @@ def graphql_log(mobb):
     return mobb.requests()
 
 
+def assert_no_secret(text, *secrets):
+    for secret in secrets:
+        assert secret and secret not in text
+
+
 @contextlib.contextmanager
 def socket_closed_port():
     """A loopback port that is bound but not listening: connections to it are refused."""
@@ -550,3 +555,82 @@ def test_connection_status_with_a_refused_key_raises(mobb, acme, gitlab):
         with pytest.raises(MobbAccessDeniedError):
             mobb_client.connection_status(gitlab.url)
 
+
+# -- the stored token in the connection check's one request ---------------------------------------
+@pytest.fixture
+def stored_token(mobb, client, gitlab, gitlab_token):
+    client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    mobb.clear_requests()
+    return gitlab_token
+
+
+@pytest.mark.parametrize('return_tokens', [True, False])
+def test_connection_status_reads_the_stored_token_in_the_same_request(mobb, client, gitlab, stored_token,
+                                                                      return_tokens):
+    mobb.settings(return_tokens=return_tokens)
+    answer = client.connection_status(gitlab.url, with_tokens=True)
+    assert set(answer) == {'connected', 'message', 'me'}
+    assert answer['connected'] is True and answer['message'] is None
+    config = answer['me']['scmConfigs'][0]
+    assert config['token'] == (stored_token if return_tokens else None)
+    assert config['isTokenAvailable'] is True
+    assert broker_host_for(answer['me'], f'https://{GITLAB_HOST}')['virtualDomain'] == 'vd-1'
+    assert [entry['operation'] for entry in graphql_log(mobb)] == ['checkScmConnectionStatus']
+
+
+def test_connection_status_without_tokens_selects_no_token(mobb, client, gitlab, stored_token):
+    answer = client.connection_status(gitlab.url)
+    assert 'token' not in answer['me']['scmConfigs'][0]
+    assert stored_token not in json.dumps(answer)
+
+
+@pytest.mark.parametrize('return_tokens', [True, False])
+def test_failed_check_reads_the_stored_token_in_the_second_request(mobb, client, gitlab, stored_token,
+                                                                   return_tokens):
+    mobb.settings(return_tokens=return_tokens)
+    gitlab.reset()  # the stored token is gone: Mobb's check fails with an error and no data
+    answer = client.connection_status(gitlab.url, with_tokens=True)
+    assert answer['connected'] is False
+    assert answer['message'].startswith('Invalid SCM credentials: GitLab rejected the token')
+    assert answer['me']['scmConfigs'][0]['token'] == (stored_token if return_tokens else None)
+    assert answer['me']['userOrganizationsAndUserOrganizationRoles']  # the same shape as the one-request answer
+    assert [entry['operation'] for entry in graphql_log(mobb)] == ['checkScmConnectionStatus', 'Me']
+    assert_no_secret(answer['message'], stored_token)
+
+
+def test_stored_token_read_with_the_check_is_redacted_from_its_message(stub_server):
+    stored = 'glpat-' + uuid.uuid4().hex
+    body = json.dumps({
+        'data': {'checkScmConnectionStatus': None,
+                 'me': {'id': 'u1', 'email': 'a@b', 'userOrganizationsAndUserOrganizationRoles': [],
+                        'scmConfigs': [{'id': 'c1', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.example',
+                                        'isTokenAvailable': True, 'token': stored}]}},
+        'errors': [{'message': f'GitLab rejected token {stored}', 'extensions': {'code': 'unexpected'}}],
+    }).encode()
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=body)
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        answer = mobb_client.connection_status('https://gitlab.example', with_tokens=True)
+        assert answer['message'] == 'GitLab rejected token ********'
+        assert answer['me']['scmConfigs'][0]['token'] == stored
+        # A token read once stays out of every later message of this client.
+        server.body = json.dumps({'errors': [{'message': f'no such token {stored}',
+                                              'extensions': {'code': 'unexpected'}}]}).encode()
+        with pytest.raises(MobbGraphQLError) as caught:
+            mobb_client.me()
+    assert str(caught.value) == 'Mobb answered Me with an error (unexpected: no such token ********)'
+    assert len(server.received) == 2
+
+
+def test_stored_token_read_with_a_refused_check_is_redacted_from_the_error(stub_server):
+    stored = 'glpat-' + uuid.uuid4().hex
+    body = json.dumps({
+        'data': {'me': {'id': 'u1', 'email': 'a@b', 'userOrganizationsAndUserOrganizationRoles': [],
+                        'scmConfigs': [{'id': 'c1', 'token': stored}]}},
+        'errors': [{'message': f'unexpected value {stored}', 'extensions': {'code': 'validation-failed'}}],
+    }).encode()
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=body)
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        with pytest.raises(MobbSchemaMismatchError) as caught:
+            mobb_client.connection_status('https://gitlab.example', with_tokens=True)
+    assert '(validation-failed: unexpected value ********)' in str(caught.value)
+    assert stored not in str(caught.value)
