@@ -110,6 +110,26 @@ def test_integration_sends_and_stores_the_plain_url_for_an_api_v4_url(run_module
     assert mobb.scm_configs()[0]['writes'] == 1
 
 
+def test_integration_store_with_an_unknown_outcome_says_to_run_again(run_module, scenario, mobb):
+    mobb.fault('status', status=502, operation='updateScmToken')  # one fault: a retry would succeed
+    code, result = run_module(mobb_integration, scenario.integration())
+    assert code == 1
+    assert result['msg'] == (
+        f'the Mobb API at {mobb.graphql_url} answered updateScmToken with HTTP 502 Bad Gateway: Mobb may or may '
+        'not have stored the token; updateScmToken is not retried, since the first attempt may have landed or may '
+        'still land. Mobb may hold the new token now: run the task again, it reads what Mobb holds first and '
+        'stores the token only if Mobb does not hold it')
+    writes = mobb.writes()
+    assert [entry['fault'] for entry in writes] == ['status']
+    assert result['request_id'] == writes[0]['request_id']
+    assert warning_texts(result) == []
+    assert scenario.token not in json.dumps(result)
+
+    code, again = run_module(mobb_integration, scenario.integration())
+    assert code == 0 and again['written'] is True
+    assert mobb.scm_configs()[0]['token_sha256'] == fingerprint(scenario.token)
+
+
 def test_integration_replaces_a_different_token_with_a_diff_of_fingerprints(run_module, scenario, mobb):
     run_module(mobb_integration, scenario.integration())
     code, result = run_module(mobb_integration, scenario.integration(token=scenario.next_token), diff=True)
