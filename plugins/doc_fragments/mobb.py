@@ -44,9 +44,13 @@ options:
   retries:
     description:
       - How many times one request is retried after a transient failure before the task fails.
-      - Transient failures are connection errors, dropped connections, timeouts, HTTP 502, 503 and
-        504, and a proxy's HTML error page served with status 200. Answers that mean "no" (a refused
-        key, a rejected token) are never retried.
+      - For reads, transient failures are connection errors, dropped connections, timeouts, HTTP 502,
+        503 and 504, and a proxy's HTML error page served with status 200.
+      - A store of a token (Mobb's C(updateScmToken)) is retried only when no connection could be opened
+        (connection refused, DNS failure, connect timeout), which proves Mobb never saw it. After a
+        timeout, a dropped connection, an HTTP 5xx or a proxy's error page it may have landed, so it is
+        not retried and the task fails saying that Mobb may or may not hold the token.
+      - Answers that mean "no" (a refused key, a rejected token) are never retried.
       - Retries wait 0.5, 1, 2, 4, ... seconds; each retry adds a warning to the task result.
       - V(0) disables retries.
     type: int

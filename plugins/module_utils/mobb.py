@@ -3,12 +3,31 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Mobb GraphQL client shared by the mobb.scm Mobb modules.
 
-One ``requests.Session`` per module run. Transient failures (connection errors, dropped
-connections, HTTP 502/503/504 and a proxy's HTML error page served with status 200) are
-retried within one budget of ``retries`` per call, with exponential backoff and a warning
-per retry; answers that mean "no" are never retried. Every failure becomes a
-``MobbError`` whose text is one line without any secret; only a module's ``main()`` turns
-it into ``fail_json``.
+One ``requests.Session`` per module run. Every failure becomes a ``MobbError`` whose text
+is one line without any secret (the API key, a token sent or a stored token read); only a
+module's ``main()`` turns it into ``fail_json``.
+
+Retries, within one budget of ``retries`` per call, with exponential backoff and a
+warning per retry; answers that mean "no" are never retried:
+
+- Queries (reads, ``validateScmToken``): connection errors, timeouts, dropped
+  connections, HTTP 502/503/504 and a proxy's HTML error page served with status 200.
+- Mutations (``updateScmToken``): only a connection that could not be opened (refused,
+  DNS failure, connect timeout, proxy unreachable), which proves Mobb never saw the
+  request. A store that timed out may still land, and a repeat could land after the
+  caller rolled back, leaving Mobb on a revoked token.
+
+What a failed ``update_scm_token`` means:
+
+- ``MobbUnknownOutcomeError`` (a ``MobbRequestError``): the request may have reached Mobb
+  and its answer was lost or unreadable (read timeout, dropped connection, HTTP 5xx, a
+  proxy page with status 200, an answer that is not GraphQL JSON or not a known result).
+  Mobb may or may not have stored the token; read ``me`` to find out.
+- Every other ``MobbError``: Mobb did not store the token. ``MobbScmError``
+  (``BadScmCredentials``, ``RepoUnreachableError``, ``InvalidScmTypeError``),
+  ``MobbGraphQLError`` and its subclasses (Hasura's errors mean the mutation was not
+  applied), HTTP 3xx/4xx, a TLS certificate that failed verification, and a
+  ``MobbRequestError`` for a connection that could not be opened at all.
 """
 
 from __future__ import annotations
@@ -16,12 +35,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import ssl
 import time
 import traceback
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mobb.scm.plugins.module_utils import urls
 
 try:
     import requests
@@ -59,17 +80,22 @@ MOBB_CONNECTION_ARGSPEC = dict(
 _SCM_CONFIG_FIELDS = 'id orgId scmType scmUrl scmOrg tokenLastUpdate isTokenAvailable'
 _BROKER_FIELDS = 'userOrganizationsAndUserOrganizationRoles { organization { brokerHosts { realDomain virtualDomain } } }'
 
-# The stored token is selected only where the integration module compares fingerprints.
-ME_WITH_TOKENS_QUERY = 'query Me { me { id email scmConfigs { %s token } } }' % _SCM_CONFIG_FIELDS
-ME_QUERY = 'query Me { me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+_ME_FIELDS = 'id email %s scmConfigs { %s }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+# The stored token is selected only where a caller asks for it (with_tokens), to compare fingerprints.
+_ME_WITH_TOKENS_FIELDS = 'id email %s scmConfigs { %s token }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
+ME_QUERY = 'query Me { me { %s } }' % _ME_FIELDS
+ME_WITH_TOKENS_QUERY = 'query Me { me { %s } }' % _ME_WITH_TOKENS_FIELDS
+
+
+def _connection_status_query(me_fields):
+    return ('query checkScmConnectionStatus($scmUrl: String!) {'
+            ' checkScmConnectionStatus(scmUrl: $scmUrl) { status } me { %s } }' % me_fields)
+
 
 # One request answers both "is it connected" and "what is stored" when Mobb returns partial
-# data; when the check fails and Mobb returns no data at all, ME_QUERY follows.
-CONNECTION_STATUS_QUERY = (
-    'query checkScmConnectionStatus($scmUrl: String!) {'
-    ' checkScmConnectionStatus(scmUrl: $scmUrl) { status }'
-    ' me { id email %s scmConfigs { %s } } }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
-)
+# data; when the check fails and Mobb returns no data at all, ME_QUERY (or ME_WITH_TOKENS_QUERY) follows.
+CONNECTION_STATUS_QUERY = _connection_status_query(_ME_FIELDS)
+CONNECTION_STATUS_WITH_TOKENS_QUERY = _connection_status_query(_ME_WITH_TOKENS_FIELDS)
 
 VALIDATE_SCM_TOKEN_QUERY = (
     'query validateScmToken($scmType: String!, $url: String!, $token: String!, $scmOrg: String) {'
@@ -112,6 +138,13 @@ class MobbRequestError(MobbError):
     """Mobb could not be reached or did not answer with GraphQL JSON."""
 
 
+class MobbUnknownOutcomeError(MobbRequestError):
+    """A mutation may have reached Mobb, but its answer was lost or unreadable.
+
+    Mobb may or may not have applied it; it was not retried. Read Mobb's state to find out.
+    """
+
+
 class MobbGraphQLError(MobbError):
     """Mobb answered with GraphQL errors."""
 
@@ -143,39 +176,31 @@ def token_fingerprint(token):
     return hashlib.sha256(token.encode('utf-8')).hexdigest()[:FINGERPRINT_LENGTH]
 
 
-def _parse_http_url(value, option):
-    if not value or not value.strip():
-        raise MobbOptionError('%s is empty: give an http(s) URL' % option)
-    parts = urlsplit(value.strip())
-    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
-        raise MobbOptionError('%s must be an http(s) URL with a host, got %r' % (option, value))
-    if parts.username is not None or parts.password is not None:
-        raise MobbOptionError('%s must not carry credentials (user:password@): remove them from the URL' % option)
+def _parse_http_url(value, option, example=None):
+    """urls.parse_http_url, refusing with MobbOptionError; ``example`` replaces the GitLab URL
+    that urls offers as an example (api_url is Mobb's URL, not a GitLab server's)."""
     try:
-        parts.port
-    except ValueError:
-        raise MobbOptionError('%s has an invalid port: %r' % (option, value)) from None
-    return parts
+        return urls.parse_http_url(value, option)
+    except urls.UrlError as exc:
+        message = str(exc)
+        if example:
+            message = re.sub(r', such as \S+,', ', such as %s,' % example, message)
+        raise MobbOptionError(message) from None
 
 
 def normalize_scm_url(value, option='scm_url'):
-    """The SCM base URL as Mobb matches it: scheme and host lowercased, default port and
-    trailing slashes dropped. Raises MobbOptionError for anything but a plain http(s) URL."""
-    parts = _parse_http_url(value, option)
-    if parts.query or parts.fragment:
-        raise MobbOptionError('%s must be the base URL of the server, without ?query or #fragment: %r' % (option, value))
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ':' in host:
-        host = '[%s]' % host
-    port = parts.port
-    if port is not None and (scheme, port) not in (('http', 80), ('https', 443)):
-        host = '%s:%d' % (host, port)
-    return urlunsplit((scheme, host, parts.path.rstrip('/'), '', ''))
+    """The SCM base URL as Mobb matches it, spelt as the GitLab client spells the server
+    (urls.normalize_server_url): scheme and host lowercased, default port, trailing slashes
+    and a trailing /api/v4 dropped. Raises MobbOptionError for anything but a plain http(s) URL."""
+    try:
+        return urls.normalize_server_url(value, option)
+    except urls.UrlError as exc:
+        raise MobbOptionError(str(exc)) from None
 
 
 def find_scm_config(scm_configs, scm_type, scm_url, org=None):
-    """The stored configs for this type, URL (normalised) and org; exact URL matches first."""
+    """The stored configs for this type, URL (normalised) and org; the URL as given first, then
+    the normalised spelling."""
     wanted_url = normalize_scm_url(scm_url)
     matches = []
     for config in scm_configs or []:
@@ -189,7 +214,7 @@ def find_scm_config(scm_configs, scm_type, scm_url, org=None):
             continue
         if stored_url == wanted_url:
             matches.append(config)
-    matches.sort(key=lambda config: config.get('scmUrl') != scm_url)
+    matches.sort(key=lambda config: (config.get('scmUrl') != scm_url, config.get('scmUrl') != wanted_url))
     return matches
 
 
@@ -221,7 +246,8 @@ def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
 
 def _one_line(text, secrets):
     text = ' '.join(str(text).split())
-    for secret in secrets:
+    # Longest first: a secret that contains another is redacted whole.
+    for secret in sorted(secrets, key=lambda value: len(value or ''), reverse=True):
         if secret:
             text = text.replace(secret, REDACTED)
     if len(text) > MAX_DETAIL_LENGTH:
@@ -275,8 +301,9 @@ class _WarningRetry(Retry):
         return self._budget.delay()
 
 
-def _innermost(error):
-    """The root cause inside requests' and urllib3's wrappers (MaxRetryError, ProtocolError, ...)."""
+def _causes(error):
+    """The error and the causes nested in requests' and urllib3's wrappers, outermost first."""
+    chain = [error]
     for _depth in range(10):
         inner = getattr(error, 'reason', None)
         if not isinstance(inner, BaseException):
@@ -284,7 +311,13 @@ def _innermost(error):
         if inner is None:
             break
         error = inner
-    return error
+        chain.append(error)
+    return chain
+
+
+def _innermost(error):
+    """The root cause inside requests' and urllib3's wrappers (MaxRetryError, ProtocolError, ...)."""
+    return _causes(error)[-1]
 
 
 def _transport_reason(error):
@@ -300,6 +333,22 @@ def _is_timeout(error):
         return False
     return isinstance(error, requests.exceptions.Timeout) or isinstance(
         inner, (urllib3.exceptions.TimeoutError, TimeoutError))
+
+
+def _never_sent(error):
+    """Whether a transport error proves that the request never left: no connection could be
+    opened (refused, DNS failure, connect timeout: urllib3's ConnectTimeoutError and its
+    subclasses NewConnectionError and NameResolutionError), the proxy could not be reached,
+    or the TLS handshake refused the server's certificate. Anything else may have been sent."""
+    if isinstance(error, requests.exceptions.ProxyError):
+        return True
+    return any(isinstance(cause, (urllib3.exceptions.ConnectTimeoutError, ssl.SSLCertVerificationError))
+               for cause in _causes(error))
+
+
+def _is_mutation(document):
+    """Whether a GraphQL document is a mutation (its first definition, after comments)."""
+    return re.match(r'\s*(#[^\n]*\n\s*)*mutation\b', document) is not None
 
 
 def _proxy_page_phrase(response):
@@ -321,7 +370,7 @@ class MobbClient:
     def __init__(self, api_url, api_key, validate_certs=True, ca_path=None, timeout=30, retries=3, warn=None):
         if not HAS_REQUESTS:
             raise MobbOptionError(missing_required_lib('requests'))
-        parts = _parse_http_url(api_url, 'api_url')
+        parts = _parse_http_url(api_url, 'api_url', example=DEFAULT_API_URL)
         if not api_key or not api_key.strip():
             raise MobbOptionError('api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key')
         if timeout is None or timeout <= 0:
@@ -333,6 +382,9 @@ class MobbClient:
                                   "API's certificate" % ca_path)
         self.api_url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, parts.query, ''))
         self._api_key = api_key.strip()
+        # Every secret this client sent or read (the key, tokens given, stored tokens read):
+        # none of them may appear in a message.
+        self._secrets = {self._api_key}
         self._timeout = timeout
         self._retries = retries
         self._warn = warn or (lambda message: None)
@@ -366,9 +418,11 @@ class MobbClient:
         """POST one GraphQL operation and return its ``data``; GraphQL errors raise."""
         payload = self._post(operation, document, variables)
         if payload.get('errors'):
-            raise self._graphql_error(payload['errors'], operation, variables)
+            raise self._graphql_error(payload['errors'], operation)
         data = payload.get('data')
         if not isinstance(data, dict):
+            if _is_mutation(document):
+                raise self._unknown_outcome(operation, 'Mobb answered %s without data or errors' % operation)
             raise MobbRequestError('Mobb answered %s without data or errors' % operation, self.last_request_id)
         return data
 
@@ -379,40 +433,52 @@ class MobbClient:
 
     def validate_scm_token(self, scm_type, scm_url, token, org=None):
         """Ask Mobb to check the token against the SCM without storing it; raises MobbScmError."""
+        self._secrets.add(token)
         variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'scmOrg': org}
         data = self.execute('validateScmToken', VALIDATE_SCM_TOKEN_QUERY, variables)
         self._union_member(data.get('validateScmToken'), 'validateScmToken', 'ValidateScmTokenSuccess', variables)
 
     def update_scm_token(self, scm_type, scm_url, token, org=None):
-        """Store the token in Mobb's integration for this SCM URL; returns the config id."""
+        """Store the token in Mobb's integration for this SCM URL; returns the config id.
+
+        Retried only when no connection could be opened. MobbUnknownOutcomeError: the request
+        may have reached Mobb and Mobb may or may not hold the token now. Any other MobbError:
+        Mobb did not store it.
+        """
+        self._secrets.add(token)
         variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'org': org}
         data = self.execute('updateScmToken', UPDATE_SCM_TOKEN_MUTATION, variables)
-        success = self._union_member(data.get('updateScmToken'), 'updateScmToken', 'ScmAccessTokenUpdateSuccess', variables)
+        success = self._union_member(data.get('updateScmToken'), 'updateScmToken', 'ScmAccessTokenUpdateSuccess',
+                                     variables, unknown_outcome=True)
         return success.get('id')
 
-    def connection_status(self, scm_url):
+    def connection_status(self, scm_url, with_tokens=False):
         """Mobb's own connection check for scm_url plus the caller's ``me``.
 
         Returns {connected, message, me}: "not connected" is an answer, not an error; a
-        refused key, a schema mismatch or an unreachable API still raise. One request, or
-        two when the check fails and Mobb answers without partial data.
+        refused key, a schema mismatch or an unreachable API still raise. With with_tokens,
+        ``me.scmConfigs`` carry the stored ``token`` (null where Mobb does not return it),
+        read in the same request. One request, or two when the check fails and Mobb answers
+        without partial data.
         """
         variables = {'scmUrl': scm_url}
-        payload = self._post('checkScmConnectionStatus', CONNECTION_STATUS_QUERY, variables)
+        document = CONNECTION_STATUS_WITH_TOKENS_QUERY if with_tokens else CONNECTION_STATUS_QUERY
+        payload = self._post('checkScmConnectionStatus', document, variables)
         data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        self._remember_tokens(data.get('me'))
         errors = payload.get('errors') or []
         for error in errors:
             if _error_code(error) in ('access-denied', 'validation-failed'):
-                raise self._graphql_error([error], 'checkScmConnectionStatus', variables)
+                raise self._graphql_error([error], 'checkScmConnectionStatus')
         me = data.get('me')
         if me is None:
             # Mobb failed the whole request because the check failed: read me on its own.
-            me = self.me()
+            me = self.me(with_tokens=with_tokens)
         else:
             me = self._require_me(me)
         status = (data.get('checkScmConnectionStatus') or {}).get('status')
         if errors:
-            message = _one_line('; '.join(_error_message(error) for error in errors), [self._api_key])
+            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
         elif status is None:
             message = 'Mobb returned no connection status for %s' % scm_url
         elif status != 'OK':
@@ -425,30 +491,51 @@ class MobbClient:
         if not isinstance(me, dict):
             raise MobbAccessDeniedError('Mobb returned no user for this API key: check api_key or MOBB_API_KEY',
                                         request_id=self.last_request_id)
+        self._remember_tokens(me)
         return me
+
+    def _remember_tokens(self, me):
+        """Add the stored tokens in a ``me`` answer to the secrets kept out of messages."""
+        configs = me.get('scmConfigs') if isinstance(me, dict) else None
+        for config in configs if isinstance(configs, list) else []:
+            for key in ('token', 'refreshToken'):
+                if isinstance(config, dict) and isinstance(config.get(key), str) and config[key]:
+                    self._secrets.add(config[key])
+
+    def _retry_policy(self, budget, mutation):
+        """urllib3's retries for one POST, charged to the call's budget."""
+        policy = dict(budget=budget, total=budget.remaining, other=0, redirect=0,
+                      allowed_methods=frozenset(['POST']), raise_on_status=False, respect_retry_after_header=False)
+        if mutation:
+            # Only a connection that could not be opened proves that Mobb never saw the
+            # mutation; after a timeout, a dropped connection or a 5xx it may have landed.
+            policy.update(connect=budget.remaining, read=0, status=0, status_forcelist=())
+        else:
+            # Connection errors, dropped connections and 502/503/504: reads are safe to repeat.
+            policy.update(status_forcelist=TRANSIENT_STATUSES)
+        return _WarningRetry(**policy)
 
     def _post(self, operation, document, variables):
         """Send one operation with retries (its id in last_request_id); return the JSON payload."""
         request_id = self.last_request_id = str(uuid.uuid4())
+        mutation = _is_mutation(document)
         body = {'query': document, 'variables': variables or {}, 'operationName': operation}
         budget = _RetryBudget(self._retries, self.api_url, self._warn)
         while True:
-            # Connection errors, dropped connections and 502/503/504 are retried by urllib3
-            # inside this one POST, charged to the same budget as the proxy-page loop.
-            # Every Mobb operation the collection sends is safe to repeat.
-            self._adapter.max_retries = _WarningRetry(
-                budget=budget, total=budget.remaining, other=0, redirect=0,
-                status_forcelist=TRANSIENT_STATUSES, allowed_methods=frozenset(['POST']),
-                raise_on_status=False, respect_retry_after_header=False)
+            # Retries inside this one POST are charged to the same budget as the proxy-page loop.
+            self._adapter.max_retries = self._retry_policy(budget, mutation)
             try:
                 # No redirects: requests would resend x-mobb-key to whatever host they name.
                 response = self._session.post(
                     self.api_url, json=body, timeout=self._timeout, verify=self._verify,
                     allow_redirects=False, headers={'x-hasura-request-id': request_id})
             except requests.exceptions.RequestException as exc:
-                raise self._request_error(exc, budget) from exc
+                raise self._request_error(exc, budget, operation, mutation) from exc
             if response.status_code == 200:
                 phrase = _proxy_page_phrase(response)
+                if phrase and mutation:
+                    raise self._unknown_outcome(operation, 'the Mobb API at %s answered %s with a proxy page saying "%s"'
+                                                % (self.api_url, operation, phrase))
                 if phrase and budget.remaining > 0:
                     budget.spend('HTTP 200 with a proxy page saying "%s"' % phrase)
                     time.sleep(budget.delay())
@@ -458,9 +545,9 @@ class MobbClient:
                         'Mobb API at %s still answered with a proxy page saying "%s" after %d retries: '
                         'Mobb or a proxy in front of it is unavailable, try again later'
                         % (self.api_url, phrase, budget.used), request_id)
-            return self._decode(response, operation, request_id, budget)
+            return self._decode(response, operation, request_id, budget, mutation)
 
-    def _decode(self, response, operation, request_id, budget):
+    def _decode(self, response, operation, request_id, budget, mutation):
         try:
             payload = response.json()
         except ValueError:
@@ -468,6 +555,9 @@ class MobbClient:
         if isinstance(payload, dict) and payload.get('errors'):
             return payload
         status = response.status_code
+        if mutation and status >= 500:
+            raise self._unknown_outcome(operation, 'the Mobb API at %s answered %s with %s' % (
+                self.api_url, operation, ('HTTP %d %s' % (status, response.reason or '')).strip()))
         if status in TRANSIENT_STATUSES:
             raise MobbRequestError('Mobb API at %s still answered HTTP %d after %d retries: try again later'
                                    % (self.api_url, status, budget.used), request_id)
@@ -484,15 +574,23 @@ class MobbClient:
             raise MobbRequestError('Mobb API at %s answered %s with HTTP %d %s'
                                    % (self.api_url, operation, status, response.reason or ''), request_id)
         if not isinstance(payload, dict):
+            content_type = response.headers.get('Content-Type') or 'no content type'
+            if mutation:
+                raise self._unknown_outcome(operation, 'the Mobb API at %s answered %s with %s, not GraphQL JSON'
+                                            % (self.api_url, operation, content_type))
             raise MobbRequestError('Mobb API at %s answered with %s, not GraphQL JSON: api_url must be the full '
-                                   'GraphQL URL, such as %s'
-                                   % (self.api_url, response.headers.get('Content-Type') or 'no content type',
-                                      DEFAULT_API_URL), request_id)
+                                   'GraphQL URL, such as %s' % (self.api_url, content_type, DEFAULT_API_URL), request_id)
         return payload
 
-    def _request_error(self, exc, budget):
+    def _request_error(self, exc, budget, operation, mutation):
         after = ' after %d retries' % budget.used if budget.used else ''
         reason = _transport_reason(exc)
+        if mutation and not _never_sent(exc):
+            if _is_timeout(exc):
+                return self._unknown_outcome(operation, 'the Mobb API at %s did not answer %s within %s s'
+                                             % (self.api_url, operation, self._timeout))
+            return self._unknown_outcome(operation, 'the connection to the Mobb API at %s failed while %s was sent '
+                                                    'or answered (%s)' % (self.api_url, operation, reason))
         if isinstance(exc, requests.exceptions.SSLError):
             return MobbRequestError('TLS verification of the Mobb API at %s failed (%s): set ca_path to the CA '
                                     'bundle that signed its certificate' % (self.api_url, reason))
@@ -505,12 +603,19 @@ class MobbClient:
         return MobbRequestError('cannot reach the Mobb API at %s%s (%s): check api_url and the network'
                                 % (self.api_url, after, reason))
 
-    def _graphql_error(self, errors, operation, variables):
+    def _unknown_outcome(self, operation, cause):
+        """The error for a mutation that may have reached Mobb: its outcome is not known."""
+        what = 'stored the token' if operation == 'updateScmToken' else 'applied %s' % operation
+        return MobbUnknownOutcomeError(
+            '%s: Mobb may or may not have %s; %s is not retried, since the first attempt may have landed or may '
+            'still land'
+            % (cause, what, operation), self.last_request_id)
+
+    def _graphql_error(self, errors, operation):
         request_id = self.last_request_id
-        secrets = [self._api_key, (variables or {}).get('token')]
         first = errors[0] if isinstance(errors[0], dict) else {'message': str(errors[0])}
         code = _error_code(first)
-        detail = _one_line('; '.join(_error_message(error) for error in errors), secrets)
+        detail = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
         if code == 'access-denied':
             return MobbAccessDeniedError(
                 'Mobb refused the API key (access-denied: %s): check api_key or MOBB_API_KEY, and that api_url '
@@ -526,16 +631,19 @@ class MobbClient:
         return MobbGraphQLError('Mobb answered %s with an error (%s: %s)' % (operation, code or 'no code', detail),
                                 code, request_id)
 
-    def _union_member(self, result, operation, success_type, variables):
-        secrets = [self._api_key, variables.get('token')]
+    def _union_member(self, result, operation, success_type, variables, unknown_outcome=False):
+        """The success member of a union result; an error member raises MobbScmError. With
+        unknown_outcome (a mutation), a missing or unknown member raises MobbUnknownOutcomeError."""
         scm_type = variables.get('scmType')
         scm_url = variables.get('url')
         if not isinstance(result, dict):
+            if unknown_outcome:
+                raise self._unknown_outcome(operation, 'Mobb answered %s without a result' % operation)
             raise MobbRequestError('Mobb answered %s without a result' % operation, self.last_request_id)
         typename = result.get('__typename')
         if typename == success_type:
             return result
-        detail = _one_line(result.get('error') or 'no detail', secrets)
+        detail = _one_line(result.get('error') or 'no detail', self._secrets)
         if typename == 'BadScmCredentials':
             message = ('%s at %s rejected the token (BadScmCredentials: %s): check that it is active, not expired '
                        'and has scope api (a personal access token also needs read_user; a project or group token '
@@ -547,6 +655,9 @@ class MobbClient:
         elif typename == 'InvalidScmTypeError':
             message = ('Mobb does not accept scm_type %r (InvalidScmTypeError: %s): use GitLab for a GitLab Server'
                        % (scm_type, detail))
+        elif unknown_outcome:
+            raise self._unknown_outcome(operation, 'Mobb answered %s with an unexpected result type %s'
+                                        % (operation, _one_line(typename, self._secrets)))
         else:
             message = 'Mobb answered %s with an unexpected result type %s' % (operation, typename)
         raise MobbScmError(message, typename, self.last_request_id)

@@ -14,8 +14,9 @@ description:
     Mobb stores for it and whether Mobb reaches it through the broker (C(me)).
   - One request to Mobb; two when the check fails and Mobb answers without partial data (as Hasura
     does), because C(me) is then read on its own.
-  - Mobb is asked about O(scm_url) normalised (scheme and host lowercased, default port and trailing
-    slashes dropped), the spelling M(mobb.scm.mobb_integration) gives a new integration.
+  - Mobb is asked about O(scm_url) normalised (scheme and host lowercased, default port, trailing
+    slashes and a trailing C(/api/v4) dropped), the spelling M(mobb.scm.mobb_integration) gives a new
+    integration and the GitLab modules use.
   - A negative answer (broker down, token revoked or expired, no token stored) is a result, not a
     failure; RV(connected) is false and RV(message) says why. The task fails only when Mobb cannot be
     asked, for example a refused API key or an unreachable API.
@@ -24,8 +25,8 @@ options:
   scm_url:
     description:
       - Base URL of the SCM server as users know it, for example V(https://gitlab.internal.example).
-      - Matched against stored integrations with scheme and host lowercased, the default port and
-        trailing slashes dropped.
+      - Matched against stored integrations with scheme and host lowercased, the default port, trailing
+        slashes and a trailing C(/api/v4) dropped.
     type: str
     required: true
   scm_type:

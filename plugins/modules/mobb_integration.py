@@ -19,14 +19,24 @@ description:
   - With O(validate=true), Mobb checks the token against the SCM (through the broker for an
     on-premises server) with C(validateScmToken) before anything is stored.
   - A rejected token, an unreachable SCM or a refused API key fail the task and leave Mobb as it was.
+  - A store (C(updateScmToken)) is retried only when no connection to Mobb could be opened, which proves
+    Mobb never saw it. When the request may have reached Mobb but its answer was lost or unreadable (a
+    timeout, a dropped connection, an HTTP 5xx or a proxy's error page, an answer that is not GraphQL
+    JSON), the task fails without retrying and says that Mobb may or may not hold the new token, since
+    a store that timed out can still land and a repeat could land after a rollback. Run the task again;
+    it reads what Mobb holds first and stores the token only when Mobb does not hold it already.
+  - Every other failure of a store (the SCM rejected the token or is unreachable, Mobb refused the API
+    key, the role or the request, or the connection could not be opened) means Mobb did not store it.
   - Runs on the controller (or any host with C(requests)); delegate it to C(localhost).
 options:
   scm_url:
     description:
       - Base URL of the SCM server as users know it, for example V(https://gitlab.internal.example),
         not the broker's virtual domain.
-      - Matched against stored integrations with scheme and host lowercased, the default port and
-        trailing slashes dropped.
+      - Sent to Mobb and matched against stored integrations with scheme and host lowercased, the default
+        port, trailing slashes and a trailing C(/api/v4) dropped, the spelling the GitLab modules use, so
+        V(HTTPS://GitLab.Internal.Example:443/api/v4/) names the same integration as
+        V(https://gitlab.internal.example).
     type: str
     required: true
   scm_type:
@@ -174,6 +184,7 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbError,
     MobbModule,
     MobbOptionError,
+    MobbUnknownOutcomeError,
     describe_scm_config,
     find_scm_config,
     normalize_scm_url,
@@ -215,7 +226,7 @@ def ensure_integration(module, client):
     matches = find_scm_config(client.me(with_tokens=True).get('scmConfigs'), scm_type, params['scm_url'], org)
     config = matches[0] if matches else None
     if len(matches) > 1:
-        module.warn('Mobb holds %d integrations for %s; using %s' % (len(matches), params['scm_url'], config.get('id')))
+        module.warn('Mobb holds %d integrations for %s; using %s' % (len(matches), wanted_url, config.get('id')))
     # Write to the record Mobb already has, spelt as Mobb stored it, so no duplicate appears.
     scm_url = config['scmUrl'] if config else wanted_url
     stored = _stored_fingerprint(config)
@@ -238,7 +249,12 @@ def ensure_integration(module, client):
     if module.check_mode:
         return result
 
-    config_id = client.update_scm_token(scm_type, scm_url, token, org)
+    try:
+        config_id = client.update_scm_token(scm_type, scm_url, token, org)
+    except MobbUnknownOutcomeError as exc:
+        raise MobbUnknownOutcomeError(
+            '%s. Mobb may hold the new token now: run the task again, it reads what Mobb holds first and '
+            'stores the token only if Mobb does not hold it' % exc, exc.request_id) from exc
     result['written'] = True
     try:
         configs = client.me().get('scmConfigs') or []

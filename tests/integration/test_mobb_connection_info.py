@@ -77,6 +77,16 @@ def test_nothing_stored(plays):
         'token_stored': False, 'scm_config_id': None, 'brokered': False, 'broker_virtual_domain': None}
 
 
+def test_an_api_v4_url_asks_about_the_server_url(stored_plays):
+    scheme, rest = stored_plays.gitlab.url.split('://', 1)
+    run = stored_plays.run([connection_task('check', scm_url=f'{scheme.upper()}://{rest}/api/v4/')])
+    result = run.task('check')
+    assert public_fields(result) == {
+        'connected': True, 'status': 'OK', 'message': None, 'token_stored': True,
+        'scm_config_id': stored_plays.mobb.scm_configs()[0]['id'], 'brokered': True, 'broker_virtual_domain': 'vd-acme'}
+    assert [check['url'] for check in stored_plays.mobb.requests()[0]['scm_checks']] == [stored_plays.gitlab.url]
+
+
 def test_bad_key_and_unreachable_api_fail(plays):
     with closed_port() as port:
         url = f'http://127.0.0.1:{port}/v1/graphql'

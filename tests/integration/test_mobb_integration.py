@@ -6,6 +6,7 @@ servers issued may appear in the -vvvv output or in files left behind.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 import yaml
@@ -138,24 +139,99 @@ def test_unreachable_api_url_fails_clearly(plays):
     {'kind': 'status', 'status': 502}, {'kind': 'status', 'status': 503}, {'kind': 'status', 'status': 504},
     {'kind': 'html200'}, {'kind': 'drop'},
 ], ids=['502', '503', '504', 'html200', 'drop'])
-def test_transient_faults_are_retried_then_succeed(plays, fault):
-    plays.mobb.fault(count=2, operation='updateScmToken', **fault)
+def test_transient_faults_on_reads_are_retried_then_succeed(plays, fault):
+    plays.mobb.fault(count=2, operation='Me', **fault)
     run = plays.run([integration_task('store')])
     result = run.task('store')
     assert run.rc == 0 and result['written'] is True
     assert [text.split('; ')[-1] for text in warnings_of(result)] == ['retry 1 of 3 in 0.5 s', 'retry 2 of 3 in 1.0 s']
-    mutations = plays.mobb.writes()
-    assert [entry['fault'] for entry in mutations] == [fault['kind'], fault['kind'], None]
+    assert [(entry['operation'], entry['fault']) for entry in plays.mobb.requests()][:3] == [
+        ('Me', fault['kind']), ('Me', fault['kind']), ('Me', None)]
     assert stored(plays)[1] == 1
 
 
-def test_exhausted_retries_fail_clearly(plays):
-    plays.mobb.fault('status', count=10, status=503, operation='updateScmToken')
+UNKNOWN_ADVICE = ('Mobb may or may not have stored the token; updateScmToken is not retried, since the first attempt '
+                  'may have landed or may still land. Mobb may hold the new token now: run the task again, it reads '
+                  'what Mobb holds first and stores the token only if Mobb does not hold it')
+
+
+@pytest.mark.parametrize('fault, cause', [
+    ({'kind': 'status', 'status': 502}, 'answered updateScmToken with HTTP 502 Bad Gateway'),
+    ({'kind': 'status', 'status': 504}, 'answered updateScmToken with HTTP 504 Gateway Timeout'),
+    ({'kind': 'html200'}, 'answered updateScmToken with a proxy page saying "bad gateway"'),
+], ids=['502', '504', 'html200'])
+def test_store_whose_answer_is_lost_fails_once_and_the_rerun_stores(plays, fault, cause):
+    plays.mobb.fault(operation='updateScmToken', **fault)  # one fault: a retry would have succeeded
+    run = plays.run([integration_task('store')])
+    result = failure(run, 'store')
+    assert result['msg'] == f'the Mobb API at {plays.mobb.graphql_url} {cause}: {UNKNOWN_ADVICE}'
+    assert [entry['fault'] for entry in plays.mobb.writes()] == [fault['kind']]
+    assert warnings_of(result) == []
+    assert plays.mobb.scm_configs() == []
+
+    again = plays.run([integration_task('store')])
+    assert again.task('store')['written'] is True
+    assert stored(plays) == (hashlib.sha256(plays.token.encode()).hexdigest(), 1)
+
+
+def test_dropped_store_fails_once(plays):
+    plays.mobb.fault('drop', operation='updateScmToken')
+    run = plays.run([integration_task('store')])
+    result = failure(run, 'store')
+    assert result['msg'] == (f'the connection to the Mobb API at {plays.mobb.graphql_url} failed while updateScmToken '
+                             f'was sent or answered (Remote end closed connection without response): {UNKNOWN_ADVICE}')
+    assert [entry['fault'] for entry in plays.mobb.writes()] == ['drop']
+
+
+def test_store_that_lands_after_a_timeout_fails_and_the_rerun_changes_nothing(plays):
+    """Mobb stores the token after the module gave up waiting: the task fails saying Mobb may
+    hold it, sends the store once, and the next run finds the token in place."""
+    plays.mobb.fault('delay', seconds=3, operation='updateScmToken')
+    run = plays.run([integration_task('store')], module_defaults={'timeout': 1})
+    result = failure(run, 'store')
+    assert result['msg'] == (f'the Mobb API at {plays.mobb.graphql_url} did not answer updateScmToken within 1 s: '
+                             f'{UNKNOWN_ADVICE}')
+    assert [entry['fault'] for entry in plays.mobb.writes()] == ['delay']
+    deadline = time.monotonic() + 10
+    while not plays.mobb.scm_configs():
+        assert time.monotonic() < deadline, 'the delayed store never landed'
+        time.sleep(0.2)
+    assert stored(plays) == (hashlib.sha256(plays.token.encode()).hexdigest(), 1)
+
+    again = plays.run([integration_task('store')])
+    result = again.task('store')
+    assert again.rc == 0 and result['changed'] is False and result['written'] is False
+    assert operations(plays.mobb) == ['Me']
+    assert stored(plays)[1] == 1
+
+
+def test_reads_exhausting_their_retries_fail_clearly(plays):
+    plays.mobb.fault('status', count=10, status=503, operation='Me')
     run = plays.run([integration_task('store')], module_defaults={'retries': 2})
     result = failure(run, 'store')
     assert result['msg'] == f'Mobb API at {plays.mobb.graphql_url} still answered HTTP 503 after 2 retries: try again later'
-    assert len(plays.mobb.writes()) == 3
+    assert operations(plays.mobb) == ['Me'] * 3
     assert plays.mobb.scm_configs() == []
+
+
+@pytest.fixture
+def tls_plays(run_playbook, mobb, gitlab_tls, tmp_path):
+    return MobbPlays(run_playbook, mobb, gitlab_tls, tmp_path)
+
+
+def test_an_api_v4_url_names_the_same_integration_as_the_server_url(tls_plays):
+    scheme, rest = tls_plays.gitlab.url.split('://', 1)
+    api_url = f'{scheme.upper()}://{rest}/api/v4/'
+    run = tls_plays.run([integration_task('store', scm_url=api_url)])
+    result = run.task('store')
+    assert run.rc == 0 and result['written'] is True
+    assert result['scm_config']['scm_url'] == tls_plays.gitlab.url
+    assert [config['scm_url'] for config in tls_plays.mobb.scm_configs()] == [tls_plays.gitlab.url]
+
+    again = tls_plays.run([integration_task('plain'), integration_task('api', scm_url=api_url)])
+    assert again.task('plain')['changed'] is False and again.task('api')['changed'] is False
+    assert operations(tls_plays.mobb) == ['Me', 'Me']
+    assert stored(tls_plays)[1] == 1
 
 
 def test_bad_input_fails_with_a_clear_message_and_sends_nothing(plays):
@@ -165,7 +241,8 @@ def test_bad_input_fails_with_a_clear_message_and_sends_nothing(plays):
         integration_task('bad state', state='absent'),
     ])
     assert failure(run, 'no token')['msg'] == 'token is empty: give the GitLab access token to store'
-    assert failure(run, 'bad url')['msg'] == "scm_url must be an http(s) URL with a host, got 'gitlab.internal.example'"
+    assert failure(run, 'bad url')['msg'] == ("scm_url must be an http(s) URL with a host, such as "
+                                              "https://gitlab.example.com, got 'gitlab.internal.example'")
     assert 'value of state must be one of: present, got: absent' in failure(run, 'bad state')['msg']
     assert plays.mobb.requests() == []
 

@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -21,6 +22,7 @@ import pytest
 import requests
 import trustme
 
+from ansible_collections.mobb.scm.plugins.module_utils import urls
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbAccessDeniedError,
     MobbClient,
@@ -29,6 +31,7 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbRequestError,
     MobbSchemaMismatchError,
     MobbScmError,
+    MobbUnknownOutcomeError,
     broker_host_for,
     find_scm_config,
     normalize_scm_url,
@@ -72,6 +75,11 @@ def gitlab_token(gitlab):
 
 def graphql_log(mobb):
     return mobb.requests()
+
+
+def assert_no_secret(text, *secrets):
+    for secret in secrets:
+        assert secret and secret not in text
 
 
 @contextlib.contextmanager
@@ -164,9 +172,14 @@ ME_ANSWER = json.dumps({'data': {'me': {'id': 'u1', 'email': 'a@b', 'scmConfigs'
     ('http://gitlab.internal.example:80//', 'http://gitlab.internal.example'),
     ('https://gitlab.internal.example:8443/GitLab/', 'https://gitlab.internal.example:8443/GitLab'),
     ('  https://[FD00::1]:8443/ ', 'https://[fd00::1]:8443'),
+    ('HTTPS://GitLab.Internal.Example:443/api/v4/', 'https://gitlab.internal.example'),
+    ('https://gitlab.internal.example/gitlab/API/V4', 'https://gitlab.internal.example/gitlab'),
+    ('https://gitlab.internal.example/api/v4x', 'https://gitlab.internal.example/api/v4x'),
 ])
 def test_normalize_scm_url_gives_one_spelling_per_server(given, expected):
     assert normalize_scm_url(given) == expected
+    # The spelling the GitLab client gets for the same option value.
+    assert urls.normalize_server_url(given, 'scm_url') == expected
 
 
 @pytest.mark.parametrize('given, words', [
@@ -180,6 +193,9 @@ def test_normalize_scm_url_refuses_what_is_not_a_base_url(given, words):
     with pytest.raises(MobbOptionError, match=r'^scm_url ') as caught:
         normalize_scm_url(given)
     assert words in str(caught.value)
+    with pytest.raises(urls.UrlError) as shared:
+        urls.normalize_server_url(given, 'scm_url')
+    assert str(caught.value) == str(shared.value)
 
 
 def test_normalize_scm_url_refuses_credentials_without_repeating_them():
@@ -202,10 +218,15 @@ def test_find_scm_config_matches_type_org_and_normalised_url():
         {'id': 'slash', 'scmType': 'GitLab', 'scmUrl': 'https://GITLAB.internal.example/', 'scmOrg': None},
         {'id': 'exact', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.internal.example', 'scmOrg': ''},
         {'id': 'broken', 'scmType': 'GitLab', 'scmUrl': 'not a url', 'scmOrg': None},
+        {'id': 'api-v4', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.internal.example/api/v4', 'scmOrg': None},
         None,
     ]
     found = find_scm_config(configs, 'gitlab', 'https://gitlab.internal.example', None)
-    assert [config['id'] for config in found] == ['exact', 'slash']
+    assert [config['id'] for config in found] == ['exact', 'slash', 'api-v4']
+    found = find_scm_config(configs, 'GitLab', 'HTTPS://GitLab.Internal.Example:443/api/v4/', None)
+    assert [config['id'] for config in found] == ['exact', 'slash', 'api-v4']
+    found = find_scm_config(configs, 'GitLab', 'https://GITLAB.internal.example/', None)
+    assert [config['id'] for config in found] == ['slash', 'exact', 'api-v4']
     assert [c['id'] for c in find_scm_config(configs, 'GitLab', 'https://gitlab.internal.example', 'team')] == ['other-org']
     assert find_scm_config(configs, 'GitLab', 'https://elsewhere.example') == []
 
@@ -226,7 +247,9 @@ def test_broker_host_for_compares_host_names_case_insensitively():
 @pytest.mark.parametrize('overrides, words', [
     ({'api_key': None}, 'api_key is not set: give api_key or set MOBB_API_KEY'),
     ({'api_key': '  '}, 'api_key is not set'),
-    ({'api_url': 'api.mobb.ai/v1/graphql'}, 'api_url must be an http(s) URL'),
+    ({'api_url': 'api.mobb.ai/v1/graphql'}, "api_url must be an http(s) URL with a host, such as "
+                                            "https://api.mobb.ai/v1/graphql, got 'api.mobb.ai/v1/graphql'"),
+    ({'api_url': 'https://key:secret@api.mobb.ai/v1/graphql'}, 'api_url must not carry credentials'),
     ({'api_url': ''}, 'api_url is empty'),
     ({'timeout': 0}, 'timeout must be a positive number'),
     ({'retries': -1}, 'retries must be 0 or more'),
@@ -533,3 +556,270 @@ def test_connection_status_with_a_refused_key_raises(mobb, acme, gitlab):
     with MobbClient(mobb.graphql_url, 'wrong') as mobb_client:
         with pytest.raises(MobbAccessDeniedError):
             mobb_client.connection_status(gitlab.url)
+
+
+# -- a store is retried only when it provably never reached Mobb ----------------------------------
+def update_requests(mobb):
+    return [entry for entry in graphql_log(mobb) if entry['operation'] == 'updateScmToken']
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out waiting'
+        time.sleep(0.1)
+
+
+UNKNOWN_TAIL = ('Mobb may or may not have stored the token; updateScmToken is not retried, since the first attempt '
+                'may have landed or may still land')
+
+
+def test_store_that_times_out_is_unknown_not_retried_and_lands_later(mobb, acme, gitlab, gitlab_token, warnings_seen):
+    mobb.fault('delay', seconds=2.5, operation='updateScmToken')
+    with MobbClient(mobb.graphql_url, acme['admin'], timeout=1, retries=3, warn=warnings_seen.append) as mobb_client:
+        with pytest.raises(MobbUnknownOutcomeError) as caught:
+            mobb_client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+        landed_at_failure = mobb.scm_configs()
+    assert isinstance(caught.value, MobbRequestError)
+    assert str(caught.value) == (f'the Mobb API at {mobb.graphql_url} did not answer updateScmToken within 1 s: '
+                                 + UNKNOWN_TAIL)
+    assert caught.value.request_id == update_requests(mobb)[0]['request_id']
+    assert_no_secret(str(caught.value), gitlab_token, acme['admin'])
+    assert warnings_seen == []
+    assert landed_at_failure == []  # Mobb was still holding the request when the client gave up
+    # The server serves the request after the delay: the store lands although the client gave up.
+    wait_for(lambda: [config['token_sha256'] for config in mobb.scm_configs()] == [sha256(gitlab_token)])
+    assert mobb.scm_configs()[0]['writes'] == 1
+    assert len(update_requests(mobb)) == 1
+
+
+@pytest.mark.parametrize('fault, cause', [
+    ({'kind': 'drop'}, 'the connection to the Mobb API at {url} failed while updateScmToken was sent or answered '
+                       '(Remote end closed connection without response)'),
+    ({'kind': 'status', 'status': 502}, 'the Mobb API at {url} answered updateScmToken with HTTP 502 Bad Gateway'),
+    ({'kind': 'status', 'status': 503}, 'the Mobb API at {url} answered updateScmToken with HTTP 503 Service '
+                                        'Unavailable'),
+    ({'kind': 'status', 'status': 500}, 'the Mobb API at {url} answered updateScmToken with HTTP 500 Internal '
+                                        'Server Error'),
+    ({'kind': 'html200'}, 'the Mobb API at {url} answered updateScmToken with a proxy page saying "bad gateway"'),
+], ids=['drop', '502', '503', '500', 'html200'])
+def test_store_whose_answer_is_lost_is_unknown_and_not_retried(mobb, client, gitlab, gitlab_token, warnings_seen,
+                                                               fault, cause):
+    mobb.fault(count=3, operation='updateScmToken', **fault)
+    with pytest.raises(MobbUnknownOutcomeError) as caught:
+        client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    assert str(caught.value) == cause.format(url=mobb.graphql_url) + ': ' + UNKNOWN_TAIL
+    assert '\n' not in str(caught.value)
+    assert_no_secret(str(caught.value), gitlab_token)
+    assert [entry['fault'] for entry in update_requests(mobb)] == [fault['kind']]
+    assert warnings_seen == []
+    # These faults stop the request before Mobb: nothing was stored, yet the client cannot know.
+    assert mobb.scm_configs() == []
+
+
+def test_queries_are_still_retried_on_the_faults_a_store_is_not(mobb, client, gitlab, gitlab_token, warnings_seen):
+    mobb.fault('drop', operation='validateScmToken')
+    mobb.fault('status', status=502, operation='validateScmToken')
+    mobb.fault('html200', operation='Me')
+    client.validate_scm_token('GitLab', gitlab.url, gitlab_token)
+    assert client.me()['email'] == 'admin@acme.example'
+    assert [(entry['operation'], entry['fault']) for entry in graphql_log(mobb)] == [
+        ('validateScmToken', 'drop'), ('validateScmToken', 'status'), ('validateScmToken', None),
+        ('Me', 'html200'), ('Me', None)]
+    assert len(warnings_seen) == 3
+
+
+def test_store_with_graphql_errors_is_a_refusal_not_unknown(mobb, client, gitlab, gitlab_token):
+    mobb.fault('internal_error', operation='updateScmToken')
+    with pytest.raises(MobbGraphQLError) as caught:
+        client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    assert not isinstance(caught.value, MobbRequestError)
+    assert len(update_requests(mobb)) == 1
+    assert mobb.scm_configs() == []
+
+
+def test_store_to_a_closed_port_is_retried_and_is_not_unknown(warnings_seen):
+    with socket_closed_port() as port:
+        url = f'http://127.0.0.1:{port}/v1/graphql'
+        with MobbClient(url, 'any-key', retries=2, warn=warnings_seen.append) as mobb_client:
+            with pytest.raises(MobbRequestError) as caught:
+                mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-never-sent')
+    assert not isinstance(caught.value, MobbUnknownOutcomeError)
+    assert str(caught.value) == (f'cannot reach the Mobb API at {url} after 2 retries (Failed to establish a new '
+                                 'connection: [Errno 111] Connection refused): check api_url and the network')
+    assert [warning.split('; ')[-1] for warning in warnings_seen] == ['retry 1 of 2 in 0.5 s', 'retry 2 of 2 in 1.0 s']
+
+
+def test_store_to_an_unknown_host_is_not_unknown(warnings_seen):
+    url = 'http://mobb-api.invalid/v1/graphql'
+    with MobbClient(url, 'any-key', retries=1, warn=warnings_seen.append) as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-never-sent')
+    assert not isinstance(caught.value, MobbUnknownOutcomeError)
+    assert str(caught.value).startswith(f'cannot reach the Mobb API at {url} after 1 retries (')
+    assert len(warnings_seen) == 1
+
+
+SUCCESS_ANSWER = json.dumps({'data': {'updateScmToken': {'__typename': 'ScmAccessTokenUpdateSuccess',
+                                                         'id': 'cfg-1'}}}).encode()
+
+
+def test_store_whose_connection_opens_on_the_retry_succeeds(stub_server):
+    """Connection refused, then the port listens: the store goes out once, on the retry."""
+    stub = stub_server(headers={'Content-Type': 'application/json'}, body=SUCCESS_ANSWER)
+    # The stub's handler on a second socket, bound (so connections are refused) but listening
+    # only once the first retry is charged.
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), stub._server.RequestHandlerClass,
+                                             bind_and_activate=False)
+    server.server_bind()
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    warnings = []
+
+    def listen_on_first_retry(message):
+        warnings.append(message)
+        if len(warnings) == 1:
+            server.server_activate()
+            thread.start()
+
+    url = f'http://127.0.0.1:{port}/v1/graphql'
+    try:
+        with MobbClient(url, 'any-key', retries=3, warn=listen_on_first_retry) as mobb_client:
+            assert mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-x') == 'cfg-1'
+    finally:
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()
+    assert [warning.split('; ')[-1] for warning in warnings] == ['retry 1 of 3 in 0.5 s']
+    assert 'Connection refused' in warnings[0]
+    assert len(stub.received) == 1
+
+
+@pytest.mark.parametrize('headers, body, cause', [
+    ({'Content-Type': 'text/html'}, b'<html><body>Mobb - Sign in</body></html>',
+     'the Mobb API at {url} answered updateScmToken with text/html, not GraphQL JSON'),
+    ({'Content-Type': 'application/json'}, b'{"data": {"updateScmToken": {"id": "cfg-1"',
+     'the Mobb API at {url} answered updateScmToken with application/json, not GraphQL JSON'),
+    ({'Content-Type': 'application/json'}, b'{}', 'Mobb answered updateScmToken without data or errors'),
+    ({'Content-Type': 'application/json'}, b'{"data": {"updateScmToken": null}}',
+     'Mobb answered updateScmToken without a result'),
+    ({'Content-Type': 'application/json'}, b'{"data": {"updateScmToken": {"__typename": "ScmTokenQueued"}}}',
+     'Mobb answered updateScmToken with an unexpected result type ScmTokenQueued'),
+], ids=['html', 'truncated-json', 'no-data', 'null-result', 'unknown-member'])
+def test_unreadable_answer_to_a_store_is_unknown(stub_server, warnings_seen, headers, body, cause):
+    server = stub_server(headers=headers, body=body)
+    with MobbClient(server.url, 'any-key', warn=warnings_seen.append) as mobb_client:
+        with pytest.raises(MobbUnknownOutcomeError) as caught:
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-unread')
+    assert str(caught.value) == cause.format(url=server.url) + ': ' + UNKNOWN_TAIL
+    assert len(server.received) == 1
+    assert warnings_seen == []
+
+
+@pytest.mark.parametrize('status, error_class, words', [
+    (404, MobbRequestError, 'no Mobb GraphQL endpoint at'),
+    (403, MobbAccessDeniedError, 'refused the request with HTTP 403'),
+    (307, MobbRequestError, 'redirects to nowhere (HTTP 307)'),
+    (429, MobbRequestError, 'answered updateScmToken with HTTP 429'),
+])
+def test_refusal_of_a_store_by_status_is_not_unknown(stub_server, status, error_class, words):
+    server = stub_server(status=status, headers={'Content-Type': 'text/html'}, body=b'<html>no</html>')
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        with pytest.raises(error_class) as caught:
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-refused')
+    assert not isinstance(caught.value, MobbUnknownOutcomeError)
+    assert words in str(caught.value)
+    assert len(server.received) == 1
+
+
+def test_store_to_a_server_with_an_untrusted_certificate_is_not_unknown(tls_server, warnings_seen):
+    with MobbClient(tls_server.url, 'any-key', warn=warnings_seen.append) as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-never-sent')
+    assert not isinstance(caught.value, MobbUnknownOutcomeError)
+    assert str(caught.value).startswith('TLS verification of the Mobb API at ')
+    assert tls_server.received == [] and warnings_seen == []
+
+
+# -- the stored token in the connection check's one request ---------------------------------------
+@pytest.fixture
+def stored_token(mobb, client, gitlab, gitlab_token):
+    client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    mobb.clear_requests()
+    return gitlab_token
+
+
+@pytest.mark.parametrize('return_tokens', [True, False])
+def test_connection_status_reads_the_stored_token_in_the_same_request(mobb, client, gitlab, stored_token,
+                                                                      return_tokens):
+    mobb.settings(return_tokens=return_tokens)
+    answer = client.connection_status(gitlab.url, with_tokens=True)
+    assert set(answer) == {'connected', 'message', 'me'}
+    assert answer['connected'] is True and answer['message'] is None
+    config = answer['me']['scmConfigs'][0]
+    assert config['token'] == (stored_token if return_tokens else None)
+    assert config['isTokenAvailable'] is True
+    assert broker_host_for(answer['me'], f'https://{GITLAB_HOST}')['virtualDomain'] == 'vd-1'
+    assert [entry['operation'] for entry in graphql_log(mobb)] == ['checkScmConnectionStatus']
+
+
+def test_connection_status_without_tokens_selects_no_token(mobb, client, gitlab, stored_token):
+    answer = client.connection_status(gitlab.url)
+    assert 'token' not in answer['me']['scmConfigs'][0]
+    assert stored_token not in json.dumps(answer)
+
+
+@pytest.mark.parametrize('return_tokens', [True, False])
+def test_failed_check_reads_the_stored_token_in_the_second_request(mobb, client, gitlab, stored_token,
+                                                                   return_tokens):
+    mobb.settings(return_tokens=return_tokens)
+    gitlab.reset()  # the stored token is gone: Mobb's check fails with an error and no data
+    answer = client.connection_status(gitlab.url, with_tokens=True)
+    assert answer['connected'] is False
+    assert answer['message'].startswith('Invalid SCM credentials: GitLab rejected the token')
+    assert answer['me']['scmConfigs'][0]['token'] == (stored_token if return_tokens else None)
+    assert answer['me']['userOrganizationsAndUserOrganizationRoles']  # the same shape as the one-request answer
+    assert [entry['operation'] for entry in graphql_log(mobb)] == ['checkScmConnectionStatus', 'Me']
+    assert_no_secret(answer['message'], stored_token)
+
+
+def test_stored_token_read_with_the_check_is_redacted_from_its_message(stub_server):
+    stored = 'glpat-' + uuid.uuid4().hex
+    body = json.dumps({
+        'data': {'checkScmConnectionStatus': None,
+                 'me': {'id': 'u1', 'email': 'a@b', 'userOrganizationsAndUserOrganizationRoles': [],
+                        'scmConfigs': [{'id': 'c1', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.example',
+                                        'isTokenAvailable': True, 'token': stored}]}},
+        'errors': [{'message': f'GitLab rejected token {stored}', 'extensions': {'code': 'unexpected'}}],
+    }).encode()
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=body)
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        answer = mobb_client.connection_status('https://gitlab.example', with_tokens=True)
+        assert answer['message'] == 'GitLab rejected token ********'
+        assert answer['me']['scmConfigs'][0]['token'] == stored
+        # A token read once stays out of every later message of this client.
+        server.body = json.dumps({'errors': [{'message': f'no such token {stored}',
+                                              'extensions': {'code': 'unexpected'}}]}).encode()
+        with pytest.raises(MobbGraphQLError) as caught:
+            mobb_client.me()
+    assert str(caught.value) == 'Mobb answered Me with an error (unexpected: no such token ********)'
+    assert len(server.received) == 2
+
+
+def test_stored_token_read_with_a_refused_check_is_redacted_from_the_error(stub_server):
+    stored = 'glpat-' + uuid.uuid4().hex
+    body = json.dumps({
+        'data': {'me': {'id': 'u1', 'email': 'a@b', 'userOrganizationsAndUserOrganizationRoles': [],
+                        'scmConfigs': [{'id': 'c1', 'token': stored}]}},
+        'errors': [{'message': f'unexpected value {stored}', 'extensions': {'code': 'validation-failed'}}],
+    }).encode()
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=body)
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        with pytest.raises(MobbSchemaMismatchError) as caught:
+            mobb_client.connection_status('https://gitlab.example', with_tokens=True)
+    assert '(validation-failed: unexpected value ********)' in str(caught.value)
+    assert stored not in str(caught.value)

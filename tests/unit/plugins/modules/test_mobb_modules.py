@@ -90,6 +90,46 @@ def test_integration_matches_the_url_however_it_is_spelt(run_module, scenario, m
     assert len(mobb.scm_configs()) == 1
 
 
+def api_v4_spelling(url):
+    """``http://127.0.0.1:PORT`` spelt as a GitLab API URL: ``HTTP://127.0.0.1:PORT/api/v4/``."""
+    scheme, rest = url.split('://', 1)
+    return f'{scheme.upper()}://{rest}/api/v4/'
+
+
+def test_integration_sends_and_stores_the_plain_url_for_an_api_v4_url(run_module, scenario, mobb, gitlab):
+    code, first = run_module(mobb_integration, scenario.integration(scm_url=api_v4_spelling(gitlab.url)))
+    assert code == 0 and first['written'] is True, first.get('msg')
+    assert first['scm_config']['scm_url'] == gitlab.url
+    assert [config['scm_url'] for config in mobb.scm_configs()] == [gitlab.url]
+    # Mobb was asked about the plain URL: its checks against GitLab went to the server's base URL.
+    checked = [check['url'] for entry in mobb.requests() for check in entry['scm_checks']]
+    assert checked == [gitlab.url, gitlab.url]
+
+    code, again = run_module(mobb_integration, scenario.integration())
+    assert code == 0 and again['changed'] is False
+    assert mobb.scm_configs()[0]['writes'] == 1
+
+
+def test_integration_store_with_an_unknown_outcome_says_to_run_again(run_module, scenario, mobb):
+    mobb.fault('status', status=502, operation='updateScmToken')  # one fault: a retry would succeed
+    code, result = run_module(mobb_integration, scenario.integration())
+    assert code == 1
+    assert result['msg'] == (
+        f'the Mobb API at {mobb.graphql_url} answered updateScmToken with HTTP 502 Bad Gateway: Mobb may or may '
+        'not have stored the token; updateScmToken is not retried, since the first attempt may have landed or may '
+        'still land. Mobb may hold the new token now: run the task again, it reads what Mobb holds first and '
+        'stores the token only if Mobb does not hold it')
+    writes = mobb.writes()
+    assert [entry['fault'] for entry in writes] == ['status']
+    assert result['request_id'] == writes[0]['request_id']
+    assert warning_texts(result) == []
+    assert scenario.token not in json.dumps(result)
+
+    code, again = run_module(mobb_integration, scenario.integration())
+    assert code == 0 and again['written'] is True
+    assert mobb.scm_configs()[0]['token_sha256'] == fingerprint(scenario.token)
+
+
 def test_integration_replaces_a_different_token_with_a_diff_of_fingerprints(run_module, scenario, mobb):
     run_module(mobb_integration, scenario.integration())
     code, result = run_module(mobb_integration, scenario.integration(token=scenario.next_token), diff=True)
@@ -141,8 +181,10 @@ def test_integration_warns_when_mobb_holds_several_matching_configs(run_module, 
 @pytest.mark.parametrize('args, message', [
     ({'token': ''}, 'token is empty: give the GitLab access token to store'),
     ({'token': 'glpat-abc\n'}, 'token contains whitespace (a trailing newline from a file lookup?): strip it'),
-    ({'scm_url': 'gitlab.example'}, "scm_url must be an http(s) URL with a host, got 'gitlab.example'"),
-    ({'api_url': 'ftp://mobb'}, "api_url must be an http(s) URL with a host, got 'ftp://mobb'"),
+    ({'scm_url': 'gitlab.example'}, "scm_url must be an http(s) URL with a host, such as "
+                                    "https://gitlab.example.com, got 'gitlab.example'"),
+    ({'api_url': 'ftp://mobb'}, "api_url must be an http(s) URL with a host, such as "
+                                "https://api.mobb.ai/v1/graphql, got 'ftp://mobb'"),
     ({'api_key': ''}, 'api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key'),
 ])
 def test_integration_refuses_bad_input_before_any_request(run_module, scenario, mobb, args, message):
@@ -187,6 +229,18 @@ def test_connection_info_connected_and_brokered(run_module, scenario, mobb):
         'token_last_update': stored['token_last_update'], 'scm_config_id': stored['id'],
         'brokered': True, 'broker_virtual_domain': 'vd-acme'}
     assert len(mobb.requests()) == 1
+
+
+def test_connection_info_asks_about_the_plain_url_for_an_api_v4_url(run_module, scenario, mobb, gitlab):
+    run_module(mobb_integration, scenario.integration())
+    stored = mobb.scm_configs()[0]
+    mobb.clear_requests()
+    code, result = run_module(mobb_connection_info, scenario.info(scm_url=api_v4_spelling(gitlab.url)))
+    assert code == 0
+    assert result['connected'] is True and result['message'] is None
+    assert result['token_stored'] is True and result['scm_config_id'] == stored['id']
+    assert result['brokered'] is True
+    assert [check['url'] for check in mobb.requests()[0]['scm_checks']] == [gitlab.url]
 
 
 def test_connection_info_broker_down_is_an_answer(run_module, scenario, mobb):
