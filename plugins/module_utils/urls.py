@@ -40,7 +40,9 @@ def normalize_server_url(value, option):
     trailing ``/api/v4`` dropped. Raises UrlError for anything but a plain http(s) URL."""
     parts = parse_http_url(value, option)
     if parts.query or parts.fragment:
-        raise UrlError('%s must be the base URL of the server, without ?query or #fragment: %r' % (option, value))
+        # The query is not repeated: it may carry a credential (?private_token=...).
+        raise UrlError('%s must be the base URL of the server, without ?query or #fragment: %s://%s%s?...'
+                       % (option, parts.scheme, parts.netloc, parts.path))
     scheme = parts.scheme.lower()
     host = parts.hostname.lower()
     if ':' in host:
