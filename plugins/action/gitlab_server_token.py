@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action mobb.scm.gitlab_server_token: the safe rotation of one token, in-process on the controller.
+
+ansible-core imports this file in its main process before forking workers, so python-gitlab
+and requests are imported once per run, not once per host. The protocol lives in
+module_utils/rotation.py; this file validates the arguments and returns the Rotation's
+result. The new token's value never leaves the Rotation object.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.basic import missing_required_lib
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GITLAB_IMPORT_ERROR
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC, Rotation
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    # GitLab and Mobb are reached over HTTP from the controller; the host is only a label.
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if GITLAB_IMPORT_ERROR:
+            raise AnsibleActionFail(missing_required_lib('python-gitlab and requests'))
+        warnings = []
+        rotation = Rotation.from_params(params, check_mode=bool(self._task.check_mode), warn=warnings.append)
+        outcome = rotation.run()
+        result.update(rotation.result(outcome))
+        if self._task.diff and rotation.decision is not None:
+            result['diff'] = rotation.diff()
+        if warnings:
+            result['warnings'] = warnings
+        return result

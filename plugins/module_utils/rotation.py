@@ -1,0 +1,898 @@
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The safe rotation of the GitLab token Mobb holds for one GitLab server, in one process.
+
+``Settings`` checks one token's settings before any request; ``Rotation`` reads GitLab
+and Mobb, plans with the token modules' own ``decide()``, and (mode rotate) issues the
+new token, stores it in Mobb, verifies, and revokes the old ones; ``Outcome`` is what
+happened, named, with a message that says what still works. The new token's value lives
+only in ``Rotation._new_value`` for the length of one run and is never part of an
+Outcome. Every network answer may be lost, every run may overlap another one:
+
+- a store whose answer was lost (MobbUnknownOutcomeError) may still land, so it is never
+  retried and never a reason to revoke the new token;
+- a token is revoked only after Mobb's answer proves that Mobb holds the token this run
+  stored: its fingerprint, or (when Mobb does not return tokens) ``tokenLastUpdate``
+  unchanged since this run's store; after revoking, Mobb is read once more, and if a
+  store of another run landed in between and left Mobb without a working token, this
+  run's token (which works) is stored again;
+- tokens another run may have in flight (issued after this run's read) are never revoked
+  by this run; the next run revokes what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+try:
+    import gitlab
+    import requests
+except ImportError:
+    pass  # the action reports the missing library before building a Rotation
+
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError, connect
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
+    ACCESS_LEVELS,
+    GroupTokens,
+    PersonalTokens,
+    ProjectTokens,
+    days_left,
+    decide,
+    is_active,
+    new_expiry,
+)
+from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
+    DEFAULT_API_URL,
+    MobbClient,
+    MobbError,
+    MobbUnknownOutcomeError,
+    broker_host_for,
+    find_scm_config,
+    normalize_scm_url,
+    token_fingerprint,
+)
+from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
+
+SCM_TYPE = 'GitLab'
+TOKEN_TYPES = ('personal', 'project', 'group')
+ROTATION_METHODS = ('create_new', 'rotate', 'self_rotate')
+MODES = ('rotate', 'check')
+# What Mobb needs of each kind of token (Mobb's GitLab Server guide).
+DEFAULT_SCOPES = {'personal': ['api', 'read_user'], 'project': ['api'], 'group': ['api']}
+MOBB_LEAST_ACCESS_LEVEL = ACCESS_LEVELS['developer']
+# Retries of the requests GitLab and Mobb may repeat (reads and revokes; never a create or a store).
+RETRIES = 3
+
+# The options of one kept token, as the action (and the role, one per token) takes them.
+# plugins/modules/gitlab_server_token.py documents them: change both together.
+ARGUMENT_SPEC = dict(
+    gitlab_url=dict(type='str', required=True),
+    gitlab_api_token=dict(type='str', no_log=True),
+    gitlab_validate_certs=dict(type='bool', default=True),
+    gitlab_ca_path=dict(type='path'),
+    gitlab_timeout=dict(type='int', default=30),
+    mobb_api_url=dict(type='str'),
+    mobb_api_key=dict(type='str', no_log=True),
+    mobb_validate_certs=dict(type='bool', default=True),
+    mobb_ca_path=dict(type='path'),
+    mobb_timeout=dict(type='int', default=30),
+    mobb_scm_url=dict(type='str'),
+    token_type=dict(type='str', default='personal', choices=list(TOKEN_TYPES)),
+    token_name=dict(type='str', default='mobb-broker', no_log=False),
+    user=dict(type='str'),
+    project=dict(type='str'),
+    group=dict(type='str'),
+    scopes=dict(type='list', elements='str'),
+    access_level=dict(type='raw', default='developer'),
+    description=dict(type='str'),
+    expires_in_days=dict(type='int', default=30),
+    rotate_before_days=dict(type='int', default=7),
+    rotation_method=dict(type='str', default='create_new', choices=list(ROTATION_METHODS)),
+    force=dict(type='bool', default=False),
+    verify_retries=dict(type='int', default=10),
+    verify_delay=dict(type='int', default=3),
+    mode=dict(type='str', default='rotate', choices=list(MODES)),
+    check_days=dict(type='int', default=14),
+)
+
+
+class SettingsError(Exception):
+    """The settings cannot work; nothing was sent anywhere."""
+
+
+class Settings:
+    """One token's settings, checked and normalised; never holds a secret."""
+
+    def __init__(self, params):
+        problems = []
+        self.token_type = params['token_type']
+        self.token_name = (params['token_name'] or '').strip()
+        self.user = params.get('user') or None
+        self.project = params.get('project') or None
+        self.group = params.get('group') or None
+        self.owner = {'personal': self.user, 'project': self.project, 'group': self.group}[self.token_type]
+        self.rotation_method = params['rotation_method']
+        self.force = bool(params['force'])
+        self.mode = params['mode']
+        self.expires_in_days = params['expires_in_days']
+        self.rotate_before_days = params['rotate_before_days']
+        self.check_days = params['check_days']
+        self.verify_retries = params['verify_retries']
+        self.verify_delay = params['verify_delay']
+        self.scopes = list(params.get('scopes') or DEFAULT_SCOPES[self.token_type])
+
+        self.gitlab_url = self._url(params.get('gitlab_url'), 'gitlab_url', problems)
+        scm_url = params.get('mobb_scm_url') or params.get('gitlab_url')
+        self.scm_url = self._url(scm_url, 'mobb_scm_url' if params.get('mobb_scm_url') else 'gitlab_url', problems)
+        if self.scm_url and params.get('mobb_scm_url'):
+            self.scm_url = normalize_scm_url(self.scm_url)
+        self.description = params.get('description') or (
+            'Mobb access to %s through its broker; rotated by Ansible (mobb.scm)' % (self.gitlab_url or '?'))
+
+        if self.token_type in ('project', 'group') and not self.owner:
+            problems.append('a %s token needs its %s (id or full path): set %s (in the role, '
+                            'gitlab_token_rotation_%s)' % ((self.token_type,) * 4))
+        if not self.token_name:
+            problems.append('the token name is empty: set token_name (in the role, gitlab_token_rotation_token_name)')
+        if 'api' not in self.scopes:
+            problems.append('scopes %s lack "api", which Mobb needs to open merge requests: add it'
+                            % _json_list(self.scopes))
+        if self.token_type != 'personal' and 'read_user' in self.scopes:
+            problems.append('GitLab does not give %s tokens the "read_user" scope: remove it (Mobb needs only '
+                            '"api" there)' % self.token_type)
+        self.access_level = None
+        if self.token_type != 'personal':
+            self.access_level = _access_level(params['access_level'], problems)
+        if self.expires_in_days < 1:
+            problems.append('expires_in_days must be 1 or more, not %d' % self.expires_in_days)
+        if self.rotate_before_days < 0:
+            problems.append('rotate_before_days must be 0 or more, not %d' % self.rotate_before_days)
+        elif self.rotate_before_days >= self.expires_in_days:
+            problems.append('rotate_before_days (%d) must be less than expires_in_days (%d), or every run would '
+                            'replace the token' % (self.rotate_before_days, self.expires_in_days))
+        if self.rotation_method == 'self_rotate' and self.token_type != 'personal':
+            problems.append("self_rotate is for a personal token rotated with itself; replace %s tokens with "
+                            "create_new and a Maintainer's or Owner's token" % self.token_type)
+        if self.verify_retries < 0 or self.verify_delay < 0:
+            problems.append('verify_retries and verify_delay must be 0 or more')
+        self.problems = problems
+
+    @staticmethod
+    def _url(value, option, problems):
+        try:
+            return normalize_server_url(value, option)
+        except UrlError as error:
+            problems.append(str(error))
+            return None
+
+    @property
+    def label(self):
+        owner = self.owner or ('(api user)' if self.token_type == 'personal' else '(no %s)' % self.token_type)
+        return '%s:%s/%s' % (self.token_type, owner, self.token_name)
+
+    @property
+    def in_place(self):
+        return self.rotation_method in ('rotate', 'self_rotate')
+
+    @property
+    def threshold_days(self):
+        return self.check_days if self.mode == 'check' else self.rotate_before_days
+
+    def check(self):
+        if self.problems:
+            raise SettingsError('%s: %s. Nothing was changed.' % (self.label, '; '.join(self.problems)))
+
+
+def _json_list(values):
+    return '[%s]' % ', '.join('"%s"' % value for value in values)
+
+
+def _access_level(value, problems):
+    text = str(value).strip().lower()
+    level = ACCESS_LEVELS.get(text)
+    if level is None and text.isdigit() and int(text) in ACCESS_LEVELS.values():
+        level = int(text)
+    if level is None:
+        problems.append('access_level "%s" is not a GitLab role: use one of %s or its number'
+                        % (value, ', '.join(ACCESS_LEVELS)))
+    elif level < MOBB_LEAST_ACCESS_LEVEL:
+        problems.append('access_level "%s" is below developer, the least Mobb needs: use developer' % value)
+    return level
+
+
+def token_owner(settings, client):
+    """The python-gitlab side of the kept token: whose tokens, through which endpoints."""
+    if settings.token_type == 'personal':
+        return PersonalTokens(client, settings.user)
+    if settings.token_type == 'project':
+        return ProjectTokens(client, settings.project)
+    return GroupTokens(client, settings.group)
+
+
+class StepFailed(Exception):
+    """Ends the run with this outcome."""
+
+    def __init__(self, outcome):
+        super().__init__(outcome.msg)
+        self.outcome = outcome
+
+
+class Outcome:
+    """What a run did, named. ``failed`` outcomes carry a message saying what still works."""
+
+    # name -> (action reported, failed)
+    NAMES = {
+        'none': ('none', False),
+        'created': ('created', False),
+        'rotated': ('rotated', False),
+        'stored': ('stored', False),
+        'retired': ('retired', False),
+        'superseded': ('superseded', False),
+        'would_create': ('would_create', False),
+        'would_rotate': ('would_rotate', False),
+        'would_store': ('would_store', False),
+        'would_retire': ('would_retire', False),
+        'ok': ('ok', False),
+        'problem': ('problem', False),
+        'invalid_settings': ('failed', True),
+        'read_failed': ('failed', True),
+        'blocked': ('failed', True),
+        'issue_refused': ('failed', True),
+        'issue_unknown': ('failed', True),
+        'store_refused': ('failed', True),
+        'rollback_failed': ('failed', True),
+        'store_unknown': ('failed', True),
+        'verify_failed': ('failed', True),
+        'retire_failed': ('failed', True),
+        'in_place_store_failed': ('failed', True),
+        'in_place_verify_failed': ('failed', True),
+        'rotate_unknown': ('failed', True),
+        'preflight_failed': ('failed', True),
+    }
+
+    def __init__(self, name, msg=''):
+        if name not in self.NAMES:
+            raise ValueError('unknown outcome %r' % name)
+        self.name = name
+        self.action, self.failed = self.NAMES[name]
+        self.msg = msg
+
+
+class MobbHolding:
+    """What Mobb holds for the server, from one answer: never the token itself."""
+
+    def __init__(self, status, scm_url):
+        configs = find_scm_config(status['me'].get('scmConfigs'), SCM_TYPE, scm_url)
+        config = configs[0] if configs else {}
+        self.connected = bool(status['connected'])
+        self.message = status['message']
+        self.stored = bool(config.get('isTokenAvailable'))
+        self.last_update = config.get('tokenLastUpdate')
+        value = config.get('token') if self.stored else None
+        self.fingerprint = token_fingerprint(value)
+        # The value is handed once to Rotation._identify, then dropped.
+        self._value = value
+        self.brokered = broker_host_for(status['me'], scm_url) is not None
+        # managed | other | dead | unproven | none (set by Rotation._identify)
+        self.identity = 'unproven' if self.stored else 'none'
+        self.token = None
+        self.note = None
+        if self.stored and not value:
+            self.note = 'Mobb does not return the stored token, so which token it holds is unproven'
+
+    def take_value(self):
+        value, self._value = self._value, None
+        return value
+
+    def view(self):
+        """The result's ``mobb_token``: which token Mobb holds, never its value."""
+        token = self.token or {}
+        return dict(identity=self.identity, fingerprint=self.fingerprint, token_last_update=self.last_update,
+                    token_id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
+                    days_left=token.get('days_left'), scopes=token.get('scopes'), note=self.note)
+
+
+class Rotation:
+    """One token's run: read, plan, then (mode rotate) issue, store, verify, retire."""
+
+    def __init__(self, settings, gitlab_client, mobb_client, token_client_factory, manager_token=None,
+                 check_mode=False, sleep=time.sleep, warn=None):
+        """``token_client_factory(value)`` builds a GitLab client that authenticates with
+        ``value`` (the token Mobb holds, or a freshly issued one), with the same TLS
+        settings. ``manager_token`` is the value of ``gitlab_client``'s credential, needed
+        only by self_rotate, which stores it in Mobb before rotating it."""
+        self.settings = settings
+        self.gitlab = gitlab_client
+        self.mobb = mobb_client
+        self.token_client = token_client_factory
+        self._manager_token = manager_token
+        self.check_mode = check_mode
+        self.sleep = sleep
+        self.warn = warn or (lambda message: None)
+        self.owner = token_owner(settings, gitlab_client)
+        self.today = None
+        self.tokens = []            # the active tokens with the name, as read
+        self.decision = None
+        self.holding = None         # Mobb's answer before any write
+        self.latest = None          # Mobb's latest answer
+        self.reasons = []
+        self.issued = None          # the new token's record, without its value
+        self.previous_id = None
+        self._new_value = None
+        self.stored_last_update = None
+        self.store_error = None
+        self.verify_error = None
+        self.revoked_ids = []
+        self.outcome = None
+
+    @classmethod
+    def from_params(cls, params, check_mode=False, warn=None, environ=None):
+        """The rotation for validated ARGUMENT_SPEC ``params``, with its GitLab and Mobb
+        clients; credentials left unset come from ``environ`` (GITLAB_TOKEN, MOBB_API_KEY,
+        MOBB_API_URL). Unusable settings build no client: run() reports them."""
+        environ = os.environ if environ is None else environ
+        settings = Settings(params)
+        if settings.problems:
+            return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
+        gitlab_params = dict(api_url=settings.gitlab_url, api_token=params['gitlab_api_token'],
+                             api_oauth_token=None, api_job_token=None,
+                             validate_certs=params['gitlab_validate_certs'], ca_path=params['gitlab_ca_path'],
+                             timeout=params['gitlab_timeout'], retries=RETRIES)
+        try:
+            gitlab_client, credentials = connect(gitlab_params)
+            mobb_client = MobbClient(
+                api_url=params['mobb_api_url'] or environ.get('MOBB_API_URL') or DEFAULT_API_URL,
+                api_key=params['mobb_api_key'] or environ.get('MOBB_API_KEY'),
+                validate_certs=params['mobb_validate_certs'], ca_path=params['mobb_ca_path'],
+                timeout=params['mobb_timeout'], retries=RETRIES, warn=warn)
+        except (GitLabModuleError, MobbError) as error:
+            settings.problems.append(str(error))
+            return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
+
+        def token_client(value):
+            return connect(dict(gitlab_params, api_token=value))[0]
+
+        return cls(settings, gitlab_client, mobb_client, token_client, manager_token=credentials[0],
+                   check_mode=check_mode, warn=warn)
+
+    # ---- the run ----------------------------------------------------------------------
+
+    def run(self):
+        """Run every step; return the Outcome (a failure is an Outcome, not an exception)."""
+        for _step in self.steps():
+            pass
+        return self.outcome
+
+    def steps(self):
+        """Do the steps one by one, yielding each one's name once it is done; ``outcome``
+        holds the end. Tests interleave the steps of two runs through this."""
+        try:
+            self.settings.check()
+            self.read()
+            yield 'read'
+            plan = self.plan()
+            yield 'plan'
+            if self.settings.mode == 'check':
+                self.outcome = Outcome('problem' if self.reasons else 'ok')
+            elif plan == 'none':
+                self.outcome = Outcome('none')
+            elif self.check_mode:
+                self.outcome = Outcome('would_' + plan)
+            elif plan == 'retire':
+                self.retire(self.decision.duplicates)
+                yield 'retire'
+                self.outcome = Outcome('retired')
+            elif self.settings.rotation_method == 'self_rotate':
+                self.outcome = self.self_rotate(plan)
+            elif self.settings.rotation_method == 'rotate' and plan == 'rotate':
+                self.outcome = self.rotate_in_place()
+            else:
+                yield from self.create_new(plan)
+        except SettingsError as error:
+            self.outcome = Outcome('invalid_settings', str(error))
+        except StepFailed as failure:
+            self.outcome = failure.outcome
+        finally:
+            self._new_value = None
+            self._manager_token = None
+
+    # ---- read and plan ----------------------------------------------------------------
+
+    def read(self):
+        """GitLab's active tokens with the name; Mobb's state, and which token it holds."""
+        try:
+            tokens = self.owner.list_tokens(self.settings.token_name)
+            self.today = self.gitlab.today()
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('read_failed', '%s. Nothing was changed; Mobb was not asked.' % error))
+        self.tokens = [token for token in tokens if is_active(token, self.today)]
+        try:
+            self.holding = self.latest = self._read_mobb(identify=True)
+        except MobbError as error:
+            raise StepFailed(Outcome('read_failed', 'Could not ask Mobb about %s (%s). Nothing was changed%s'
+                                     % (self.settings.scm_url, error, self._gitlab_still())))
+
+    def _read_mobb(self, identify=False):
+        """Mobb's answer now; the stored token's value, if Mobb returns it, is only hashed
+        (and, with ``identify``, shown to GitLab once), never kept."""
+        status = self.mobb.connection_status(self.settings.scm_url, with_tokens=True)
+        holding = MobbHolding(status, self.settings.scm_url)
+        value = holding.take_value()
+        if identify:
+            self._identify(holding, value)
+        return holding
+
+    def _identify(self, holding, value):
+        """Ask GitLab which token Mobb holds: GET /personal_access_tokens/self with it."""
+        if not value:
+            return
+        try:
+            token = self.token_client(value).personal_access_tokens.get('self').asdict()
+        except gitlab.exceptions.GitlabAuthenticationError:
+            holding.identity = 'dead'
+            holding.note = 'GitLab refuses the token Mobb holds (revoked, expired or unknown)'
+            return
+        except (gitlab.exceptions.GitlabError, requests.exceptions.RequestException) as error:
+            holding.note = 'which token Mobb holds is unproven: GitLab did not say (%s)' % type(error).__name__
+            return
+        holding.token = dict(id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
+                             scopes=list(token.get('scopes') or []),
+                             days_left=days_left(token.get('expires_at'), self.today))
+        current = self._decide(force=False).current
+        if current is not None and token.get('id') == current['id']:
+            holding.identity = 'managed'
+        elif not is_active(token, self.today):
+            holding.identity = 'dead'
+            holding.note = 'the token Mobb holds (id %s) is no longer active' % token.get('id')
+        else:
+            holding.identity = 'other'
+            holding.note = 'Mobb holds token %s (%r, expires %s), not the managed token %s' % (
+                token.get('id'), token.get('name'), token.get('expires_at') or 'never',
+                current['id'] if current else '(none)')
+
+    def _decide(self, force):
+        settings = self.settings
+        return decide(self.tokens, settings.token_name, settings.scopes, settings.access_level,
+                      settings.threshold_days, force, self.today)
+
+    def plan(self):
+        """'none', 'create', 'rotate', 'store' (self_rotate gives Mobb the current token) or
+        'retire' (Mobb holds the managed token; older ones with the name are revoked)."""
+        settings, holding = self.settings, self.holding
+        self.decision = decision = self._decide(force=settings.force and settings.mode == 'rotate')
+        token_reasons = list(decision.reasons)
+        mobb_reasons = []
+        if not holding.stored:
+            mobb_reasons.append('Mobb holds no token for %s' % settings.scm_url)
+        elif not holding.connected:
+            detail = ': %s' % holding.message if holding.message else ''
+            mobb_reasons.append('Mobb cannot reach %s%s' % (settings.scm_url, detail))
+        if holding.identity == 'other':
+            mobb_reasons.append(holding.note)
+            left = holding.token['days_left']
+            if left is not None and left <= settings.threshold_days:
+                mobb_reasons.append('the token Mobb holds expires on %s (%d days left, threshold %d)'
+                                    % (holding.token['expires_at'], left, settings.threshold_days))
+        elif holding.identity == 'dead' and holding.connected:
+            mobb_reasons.append(holding.note)
+        elif holding.identity == 'unproven' and decision.duplicates:
+            token_reasons.append('%d active tokens are named %s (ids %s) and the one Mobb holds cannot be told apart'
+                                 % (len(self.tokens), settings.token_name,
+                                    ', '.join(str(t['id']) for t in sorted(self.tokens, key=lambda t: t['id']))))
+        self.reasons = token_reasons + mobb_reasons
+        if not self.reasons:
+            return 'retire' if decision.duplicates and holding.identity == 'managed' else 'none'
+        if settings.rotation_method == 'self_rotate' and not token_reasons and decision.current:
+            return 'store'
+        return 'rotate' if decision.current else 'create'
+
+    # ---- create_new: issue, store, verify, retire ---------------------------------------
+
+    def create_new(self, plan):
+        self.issue()
+        yield 'issue'
+        stored = self.store()
+        yield 'store'
+        if stored is False:
+            self.roll_back()
+        self.verify(stored)
+        yield 'verify'
+        self.retire(self.tokens)
+        yield 'retire'
+        self.outcome = Outcome('created' if plan == 'create' else 'rotated')
+
+    def _expiry(self):
+        settings = self.settings
+        return new_expiry(self.today, None, settings.expires_in_days, settings.rotate_before_days)
+
+    def issue(self):
+        settings = self.settings
+        attributes = dict(name=settings.token_name, scopes=list(settings.scopes), expires_at=self._expiry().isoformat(),
+                          description=settings.description)
+        if self.owner.has_access_level:
+            attributes['access_level'] = settings.access_level
+        try:
+            issued = self.owner.create(attributes)
+        except GitLabModuleError as error:
+            if error.maybe_applied:
+                raise StepFailed(Outcome('issue_unknown', 'GitLab may have issued a new token without answering (%s); '
+                                         'if it did, that token is unused and the next run replaces it. Nothing else '
+                                         'was changed%s' % (error, self._still_working())))
+            raise StepFailed(Outcome('issue_refused', 'GitLab did not issue a new token (%s). Nothing was changed%s'
+                                     % (error, self._still_working())))
+        self._took(issued)
+
+    def _took(self, issued):
+        """Keep the new token's value in this object only; the record keeps a fingerprint."""
+        self._new_value = issued.pop('token')
+        self.issued = dict(issued, fingerprint=token_fingerprint(self._new_value))
+
+    def store(self, value=None):
+        """True: Mobb stored it; False: Mobb refused it (definite); None: the outcome is unknown."""
+        try:
+            self.mobb.update_scm_token(SCM_TYPE, self.settings.scm_url, value or self._new_value)
+        except MobbUnknownOutcomeError as error:
+            self.store_error = str(error)
+            return None
+        except MobbError as error:
+            self.store_error = str(error)
+            return False
+        self.store_error = None
+        return True
+
+    def roll_back(self):
+        """Mobb refused the new token: revoke it; the old one is untouched."""
+        what = 'Mobb did not store the new token %s (%s).' % (self.issued['id'], self.store_error)
+        try:
+            # For the message: whether Mobb still connects with what it holds.
+            self.latest = self._read_mobb()
+        except MobbError:
+            self.latest = None
+        try:
+            self.owner.revoke(self.issued)
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('rollback_failed', '%s Mobb was not changed%s Revoking the new token failed too '
+                                     '(%s); the next run revokes it.' % (what, self._still_working(), error)))
+        self.revoked_ids.append(self.issued['id'])
+        raise StepFailed(Outcome('store_refused', '%s Rolled back: the new token is revoked%s'
+                                 % (what, self._still_working())))
+
+    def _holds_ours(self, holding):
+        """True, False, or None when Mobb's answer cannot tell."""
+        if holding.fingerprint is not None:
+            return holding.fingerprint == self.issued['fingerprint']
+        if not holding.stored:
+            return False
+        if self.stored_last_update is None:
+            return None
+        return holding.last_update == self.stored_last_update
+
+    def verify(self, stored):
+        """Ask Mobb until it connects with the token this run stored, within the retries.
+
+        ``stored`` is store()'s answer; after an unknown one Mobb is only read, never written.
+        """
+        settings = self.settings
+        for attempt in range(settings.verify_retries + 1):
+            if attempt:
+                self.sleep(settings.verify_delay)
+            try:
+                holding = self.latest = self._read_mobb()
+            except MobbError as error:
+                self.verify_error = str(error)
+                continue
+            if stored and self.stored_last_update is None and holding.fingerprint is None:
+                # The first answer after a store Mobb confirmed: this last update is ours.
+                self.stored_last_update = holding.last_update
+            ours = self._holds_ours(holding)
+            if ours and holding.connected:
+                return
+            if ours is False and stored and holding.fingerprint is not None and holding.connected:
+                self._superseded()
+            self.verify_error = holding.message or 'Mobb does not hold the new token'
+        self._verify_failed(stored)
+
+    def _superseded(self):
+        """Mobb confirmed this run's store and now connects with another token: a run that
+        overlaps this one stored after it. This run's token is unused and nobody else has
+        its value, so it is revoked; the other run retires the rest."""
+        try:
+            self.owner.revoke(self.issued)
+        except GitLabModuleError as error:
+            self.warn("Revoking this run's unused token %s failed (%s); the next run revokes it"
+                      % (self.issued['id'], error))
+        else:
+            self.revoked_ids.append(self.issued['id'])
+        raise StepFailed(Outcome('superseded', 'Mobb stored the new token %s, then took the token of a run that '
+                                 'overlaps this one, and connects with it: this run revoked its own unused token and '
+                                 'left the others to that run.' % self.issued['id']))
+
+    def _verify_failed(self, stored):
+        new_id = self.issued['id']
+        ids = [new_id] + [token['id'] for token in self.tokens if token['id'] != new_id]
+        kept = ('tokens %s stay active' % ' and '.join(str(i) for i in ids)) if len(ids) > 1 else \
+            'token %s stays active' % new_id
+        if stored is None:
+            raise StepFailed(Outcome('store_unknown', "Mobb's answer to storing the new token %s was lost (%s). Mobb "
+                                     'may hold the new token now, so nothing was revoked: %s. Run again once Mobb '
+                                     'connects; that run keeps one token and revokes the others.'
+                                     % (new_id, self.store_error, kept)))
+        raise StepFailed(Outcome('verify_failed', 'Mobb stored the new token %s but did not connect with it after %d '
+                                 'checks (%s). Mobb holds the new token, so nothing was revoked: %s. Run again once '
+                                 'Mobb connects; that run keeps one token and revokes the others.'
+                                 % (new_id, self.settings.verify_retries + 1, self.verify_error, kept)))
+
+    def retire(self, tokens, owner=None):
+        """Revoke ``tokens`` (read before this run issued anything: never a token an
+        overlapping run may have in flight) once Mobb's latest answer proves it holds the
+        token this run keeps."""
+        keep = self.issued['id'] if self.issued else self.decision.current['id']
+        tokens = [token for token in tokens if token['id'] != keep]
+        if tokens and self.issued is not None:
+            # An overlapping run may have revoked some of them since this run's read.
+            try:
+                still_active = {token['id'] for token in (owner or self.owner).list_tokens(self.settings.token_name)}
+            except GitLabModuleError as error:
+                self.warn('Could not list the tokens again before revoking (%s)' % error)
+            else:
+                tokens = [token for token in tokens if token['id'] in still_active]
+        if not tokens:
+            return
+        proven = self._holds_ours(self.latest) if self.issued else self.latest.identity == 'managed'
+        if not proven:
+            raise StepFailed(Outcome('verify_failed', 'Mobb does not prove that it holds token %s, so nothing was '
+                                     'revoked: %s stay active until a run can prove it.'
+                                     % (keep, ', '.join(str(t['id']) for t in tokens))))
+        failures = []
+        for token in tokens:
+            try:
+                (owner or self.owner).revoke(token)
+            except GitLabModuleError as error:
+                failures.append((token['id'], str(error)))
+            else:
+                self.revoked_ids.append(token['id'])
+        if self.issued is not None:
+            self._after_retire()
+        if failures:
+            ids = ', '.join(str(token_id) for token_id, _error in failures)
+            raise StepFailed(Outcome('retire_failed', 'Mobb now uses token %s and connects with it, but revoking the '
+                                     'previous token(s) %s failed (%s). They stay active until the next run, which '
+                                     'revokes them.' % (keep, ids, '; '.join(error for _id, error in failures))))
+
+    def _after_retire(self):
+        """A store of an overlapping run may have landed between the proof and the revokes,
+        leaving Mobb with a token this run revoked: then store this run's token again."""
+        try:
+            holding = self.latest = self._read_mobb()
+        except MobbError as error:
+            self.warn('Could not ask Mobb once more after revoking (%s)' % error)
+            return
+        if holding.connected:
+            return
+        self.warn('Mobb lost its connection while this run revoked the old tokens; storing token %s again'
+                  % self.issued['id'])
+        if self.store():
+            self.stored_last_update = None
+            self.verify(True)
+
+    # ---- in place: GitLab revokes the old token as it issues the new one -----------------
+
+    def rotate_in_place(self):
+        """rotation_method rotate: refuse while Mobb cannot connect (the store would fail
+        too), rotate, then store with the retries the verification has."""
+        settings, holding, current = self.settings, self.holding, self.decision.current
+        if holding.stored and not holding.connected and not settings.force:
+            raise StepFailed(Outcome('blocked', 'Mobb cannot reach %s%s and rotation_method rotate would revoke '
+                                     'token %s at once, so nothing was changed. Fix the broker or the integration, '
+                                     'or run with force (gitlab_token_rotation_force=true in the role) to rotate anyway.' % (
+                                         settings.scm_url, ' (%s)' % holding.message if holding.message else '',
+                                         current['id'])))
+        self._rotate(current, self_rotate=False)
+        self._store_rotated()
+        self.retire(self.decision.duplicates)
+        return Outcome('rotated')
+
+    def self_rotate(self, plan):
+        """rotation_method self_rotate: the kept token is the credential. Store it in Mobb
+        first (which proves that Mobb takes a token for this server now), then rotate it."""
+        settings, current = self.settings, self.decision.current
+        if current is None:
+            raise StepFailed(Outcome('blocked', "self_rotate rotates the token in gitlab_api_token, but its user has "
+                                     'no active token named %s: set token_name to that token\'s name. Nothing was '
+                                     'changed.' % settings.token_name))
+        self._check_self_token(current)
+        stored_current = False
+        if self.holding.fingerprint == token_fingerprint(self._manager_token):
+            if not self.holding.connected:
+                self._wait_connected(current, 'Mobb holds the current token for %s but does not connect with it')
+        elif not self.holding.connected or self.holding.identity in ('other', 'dead'):
+            if not self.store(self._manager_token):
+                raise StepFailed(Outcome('preflight_failed', 'Mobb did not take the current token for %s (%s), so '
+                                         'it was not rotated: token %s is still active.'
+                                         % (settings.scm_url, self.store_error, current['id'])))
+            stored_current = True
+            self._wait_connected(current, 'Mobb took the current token for %s but does not connect with it')
+        if plan == 'store':
+            return Outcome('stored' if stored_current else 'none')
+        self._rotate(current, self_rotate=True)
+        self._store_rotated()
+        self.retire(self.decision.duplicates, owner=token_owner(settings, self.token_client(self._new_value)))
+        return Outcome('rotated')
+
+    def _check_self_token(self, current):
+        try:
+            token = self.owner.self_token()
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('read_failed', '%s. Nothing was changed.' % error))
+        if token.get('id') != current['id']:
+            raise StepFailed(Outcome('blocked', 'self_rotate rotates gitlab_api_token itself, but gitlab_api_token is '
+                                     'token %s (%r), not the managed token %s: give the managed token as '
+                                     'gitlab_api_token. Nothing was changed.'
+                                     % (token.get('id'), token.get('name'), current['id'])))
+
+    def _wait_connected(self, current, what):
+        """Ask Mobb until it connects; else stop before rotating, saying ``what`` % url."""
+        for attempt in range(self.settings.verify_retries + 1):
+            if attempt:
+                self.sleep(self.settings.verify_delay)
+            try:
+                holding = self.latest = self._read_mobb()
+            except MobbError as error:
+                self.verify_error = str(error)
+                continue
+            if holding.connected:
+                return
+            self.verify_error = holding.message
+        raise StepFailed(Outcome('preflight_failed', '%s (%s), so it was not rotated: token %s is still active.'
+                                 % (what % self.settings.scm_url, self.verify_error, current['id'])))
+
+    def _rotate(self, current, self_rotate):
+        try:
+            rotated = self.owner.rotate(current, self._expiry(), self_rotate=self_rotate)
+        except GitLabModuleError as error:
+            if error.maybe_applied:
+                raise StepFailed(Outcome('rotate_unknown', 'GitLab may have rotated the token without answering (%s). '
+                                         'If it did, token %s is revoked, Mobb may hold a dead token, and the new '
+                                         "token's value is lost: run again with force to issue and store a new one "
+                                         "(with self_rotate the API token was that token: first make a new one in "
+                                         "GitLab's UI)." % (error, current['id'])))
+            raise StepFailed(Outcome('issue_refused', 'GitLab did not rotate the token (%s). Nothing was changed%s'
+                                     % (error, self._still_working())))
+        self.previous_id = current['id']
+        self._took(rotated)
+
+    def _store_rotated(self):
+        """Mobb holds a revoked token until the rotated one is stored: store it, and store
+        again (the same value) while Mobb neither holds it nor connects, within the retries."""
+        settings = self.settings
+        for attempt in range(settings.verify_retries + 1):
+            if attempt:
+                self.sleep(settings.verify_delay)
+                try:
+                    holding = self.latest = self._read_mobb()
+                except MobbError as error:
+                    self.store_error = str(error)
+                    continue
+                if self._holds_ours(holding) or holding.connected:
+                    break
+            stored = self.store()
+            if stored:
+                break
+        else:
+            stored = False
+        if stored is False and not (self.latest and self._holds_ours(self.latest)):
+            raise StepFailed(Outcome('in_place_store_failed', self._in_place_lost()))
+        try:
+            self.verify(stored)
+        except StepFailed as failure:
+            if failure.outcome.name == 'superseded':
+                raise
+            raise StepFailed(Outcome('in_place_verify_failed', 'GitLab rotated token %s into %s and Mobb stored it, '
+                                     'but Mobb did not connect with it after %d checks (%s). Mobb holds the working '
+                                     'token %s; run again once Mobb reports connected.'
+                                     % (self.previous_id, self.issued['id'], settings.verify_retries + 1,
+                                        self.verify_error, self.issued['id'])))
+
+    def _in_place_lost(self):
+        settings = self.settings
+        text = ('GitLab rotated token %s into %s, revoking %s at once (rotation_method %s), but Mobb did not store the '
+                'new token (%s). Mobb still holds the revoked token and cannot reach GitLab until a working token is '
+                'stored.' % (self.previous_id, self.issued['id'], self.previous_id, settings.rotation_method,
+                             self.store_error))
+        if settings.rotation_method == 'rotate':
+            return text + (" The new token's value existed only in this run: once Mobb and the broker answer, run "
+                           'again with force (gitlab_token_rotation_force=true in the role), which rotates token %s '
+                           'and stores the result.' % self.issued['id'])
+        return text + (" The new token's value existed only in this run, and the token in gitlab_api_token is "
+                       'revoked: create a personal access token named %s (scopes %s) in GitLab and run again with it.'
+                       % (settings.token_name, ', '.join(settings.scopes)))
+
+    # ---- messages -----------------------------------------------------------------------
+
+    def _gitlab_still(self):
+        current = self._decide(force=False).current if self.tokens else None
+        if current:
+            return ': token %s (expires %s) is still active in GitLab.' % (current['id'], current['expires_at'])
+        return '.'
+
+    def _still_working(self):
+        """After a failure that changed nothing in Mobb: which token still works."""
+        current = self.decision.current if self.decision else None
+        before, now = self.holding, self.latest
+        if current and before.connected:
+            if now is None:
+                tail = ', although Mobb did not answer when asked again.'
+            elif now.connected:
+                tail = ', which connects with it.'
+            else:
+                tail = ', although Mobb cannot reach GitLab right now (%s).' % (now.message or 'no answer')
+            return ': token %s (expires %s) is still active and still in Mobb%s' % (
+                current['id'], current['expires_at'], tail)
+        if current:
+            return ': token %s (expires %s) is still active; Mobb keeps %s.' % (
+                current['id'], current['expires_at'],
+                'the token it held, which did not connect before this run either' if before.stored else 'no token')
+        return ': GitLab had no active token named %s, and Mobb keeps %s.' % (
+            self.settings.token_name, 'the token it held' if before.stored else 'no token')
+
+    # ---- the result ---------------------------------------------------------------------
+
+    def result(self, outcome):
+        """The task's result for ``outcome``: ids, expiry, fingerprints, never a secret."""
+        settings = self.settings
+        current = self.decision.current if self.decision else None
+        kept = self.issued if self.issued is not None and self.issued['id'] not in self.revoked_ids else current
+        latest = self.latest
+        reasons = list(self.reasons)
+        problems = []
+        if settings.mode == 'check':
+            problems = reasons + ([outcome.msg] if outcome.failed else [])
+        changed = (bool(self.issued or self.revoked_ids) or outcome.name in ('stored', 'retired')
+                   or outcome.name.startswith('would_'))
+        return dict(
+            label=settings.label,
+            gitlab_url=settings.gitlab_url,
+            scm_url=settings.scm_url,
+            token_type=settings.token_type,
+            owner=settings.owner,
+            token_name=settings.token_name,
+            rotation_method=settings.rotation_method,
+            action=outcome.action,
+            outcome=outcome.name,
+            changed=changed,
+            check_mode=self.check_mode,
+            reasons=reasons,
+            problems=problems,
+            token_id=kept.get('id') if kept else None,
+            expires_at=kept.get('expires_at') if kept else None,
+            days_left=days_left(kept.get('expires_at'), self.today) if kept and self.today else None,
+            new_token_fingerprint=self.issued['fingerprint'] if self.issued else None,
+            previous_token_id=(self.previous_id or (current['id'] if current else None)) if self.issued else None,
+            revoked_token_ids=list(self.revoked_ids),
+            duplicate_token_ids=[token['id'] for token in self.decision.duplicates] if self.decision else [],
+            connected=latest.connected if latest else None,
+            connection_status=('OK' if latest.connected else 'Error') if latest else None,
+            connection_message=latest.message if latest else None,
+            brokered=latest.brokered if latest else None,
+            token_last_update=latest.last_update if latest else None,
+            mobb_token=self.holding.view() if self.holding else None,
+            failed=outcome.failed,
+            msg=('%s at %s: %s' % (settings.label, settings.gitlab_url, outcome.msg)) if outcome.failed else '',
+        )
+
+    def diff(self):
+        """Before and after: the kept token's id and expiry, and Mobb's fingerprint."""
+        current = self.decision.current
+        before = dict(token_id=current['id'] if current else None,
+                      expires_at=current['expires_at'] if current else None,
+                      mobb_fingerprint=self.holding.fingerprint if self.holding else None)
+        if self.issued is not None:
+            after = dict(token_id=self.issued['id'], expires_at=self.issued['expires_at'],
+                         mobb_fingerprint=self.issued['fingerprint'])
+        elif self.check_mode and self.reasons:
+            after = dict(token_id='(new)', expires_at=self._expiry().isoformat(), mobb_fingerprint='(new)')
+        else:
+            after = before
+        return dict(before=before, after=after)

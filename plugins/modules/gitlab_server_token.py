@@ -1,0 +1,362 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gitlab_server_token
+short_description: Keep the GitLab token of Mobb's GitLab Server integration fresh, with no dead token in Mobb
+version_added: 0.2.0
+description:
+  - The whole safe rotation of one GitLab access token that Mobb uses to reach a GitLab server, in one task
+    that runs in-process on the controller (an action plugin). It reads GitLab and Mobb, decides, issues a new token,
+    stores it in Mobb, verifies that Mobb connects, revokes the old token, and rolls back or stops safely on failure.
+  - B(Read.) The active tokens with O(token_name) (one GitLab request; two for a personal token with O(user)),
+    and Mobb's connection check for the server together with what Mobb stores for it (one Mobb request). When
+    Mobb returns the stored token, GitLab is asked which token it is (C(GET /personal_access_tokens/self) with
+    it, one more request); its value is never kept or shown. When Mobb returns no token, RV(mobb_token.identity)
+    is V(unproven).
+  - B(Decide.) Nothing to do when the newest active token with the name has the wanted scopes and role, expires
+    more than O(rotate_before_days) days from GitLab's today, Mobb connects, and Mobb holds that very token (or
+    which token Mobb holds is unproven). A token Mobb holds that is not the managed one (someone pasted another
+    token into Mobb) is a reason to act. When Mobb provably holds the managed token and older tokens with the
+    name are still active (left by a failed, killed or overlapping run), they are revoked (RV(action=retired)).
+    The decision over GitLab's tokens is the one the token modules make (M(mobb.scm.gitlab_personal_access_token)).
+  - B(Rotate) (O(rotation_method=create_new), the default). Issue a new token while the old one works; store it
+    in Mobb, which validates it through the broker; ask Mobb until it connects; then, only after Mobb's answer
+    proves that it holds the token this run stored (its fingerprint, or C(tokenLastUpdate) unchanged since this
+    run's store when Mobb does not return tokens), revoke the old tokens. A revoke counts only when GitLab
+    answers 204 or a read-back shows the token revoked.
+  - B(Failures.) Mobb refusing the new token (a definite answer) rolls back; the new token is revoked, the old
+    one stays in Mobb. A store whose answer was lost (timeout, dropped connection, 5xx, a proxy's page) may still
+    land, so it is neither retried nor rolled back; both tokens stay active and the next run settles. Every
+    failure message says what still works. The role's README lists each failure and what it leaves.
+  - B(Checked before the first GitLab write:) the settings (URLs, scopes, role, lifetime), that GitLab and Mobb
+    answer and accept the credentials (the reads), and that Mobb reaches GitLab with what it holds. B(Not checked
+    up front:) whether the Mobb API key may change the integration (Admin or Owner); Mobb's public API does not
+    tell the caller's role, so a Member's key is refused at the store, and the new token is rolled back.
+  - The new token's value exists only inside this task's process; it is never returned, registered, printed
+    (at any verbosity, also with E(ANSIBLE_DEBUG=1)), written to a file, or put in a diff.
+  - O(mode=check) only reads and reports, as the C(mobb.scm.check) playbook does.
+  - The role C(mobb.scm.gitlab_token_rotation) loops this action over the tokens of each host, reports, and
+    fails at the end.
+author:
+  - mobb.scm maintainers (@mobb-dev)
+options:
+  gitlab_url:
+    description:
+      - Base URL of the GitLab server, for example V(https://gitlab.example.com). A trailing C(/api/v4), an
+        upper-case scheme or host, the default port and trailing slashes are dropped, and the result is used
+        for GitLab's API and as the URL Mobb knows the server by (unless O(mobb_scm_url) says otherwise).
+    type: str
+    required: true
+  gitlab_api_token:
+    description:
+      - GitLab token that manages the kept token. With O(rotation_method=create_new), an administrator's token
+        for personal tokens, or a Maintainer's (project) or Owner's (group) token.
+      - With O(rotation_method=rotate), a token of the same user (scope V(api)); with
+        O(rotation_method=self_rotate), the kept token itself.
+      - Unset, E(GITLAB_TOKEN) from the controller's environment.
+    type: str
+  gitlab_validate_certs:
+    description: Verify GitLab's TLS certificate.
+    type: bool
+    default: true
+  gitlab_ca_path:
+    description: CA bundle that signs GitLab's certificate (an internal CA).
+    type: path
+  gitlab_timeout:
+    description: Seconds to wait for each GitLab answer.
+    type: int
+    default: 30
+  mobb_api_url:
+    description:
+      - Mobb's GraphQL URL. Unset, E(MOBB_API_URL), else Mobb's SaaS, V(https://api.mobb.ai/v1/graphql).
+    type: str
+  mobb_api_key:
+    description:
+      - Mobb API key of a user with the Admin or Owner role in the organization whose GitLab Server integration
+        holds the token. Unset, E(MOBB_API_KEY).
+    type: str
+  mobb_validate_certs:
+    description: Verify Mobb's TLS certificate.
+    type: bool
+    default: true
+  mobb_ca_path:
+    description: CA bundle that signs Mobb's certificate (single-tenant or on-premises Mobb).
+    type: path
+  mobb_timeout:
+    description: Seconds to wait for each Mobb answer.
+    type: int
+    default: 30
+  mobb_scm_url:
+    description:
+      - The GitLab URL as Mobb's integration knows it, when the controller reaches GitLab at another address.
+        Defaults to O(gitlab_url). Normalised the same way.
+    type: str
+  token_type:
+    description: Kind of token Mobb uses.
+    type: str
+    choices: [personal, project, group]
+    default: personal
+  token_name:
+    description: Name of the token in GitLab; the kept token is found by this name.
+    type: str
+    default: mobb-broker
+  user:
+    description: Username that owns a personal token. Unset, the user of O(gitlab_api_token).
+    type: str
+  project:
+    description: Project (id or full path) of a project token; required for O(token_type=project).
+    type: str
+  group:
+    description: Group (id or full path) of a group token; required for O(token_type=group).
+    type: str
+  scopes:
+    description:
+      - Scopes of the token. Unset, what Mobb needs, V([api, read_user]) for a personal token and V([api]) for
+        a project or group token.
+    type: list
+    elements: str
+  access_level:
+    description:
+      - Role of a project or group token, by GitLab's name in any case (V(developer), V(Maintainer)) or number;
+        Mobb needs V(developer) or more.
+    type: raw
+    default: developer
+  description:
+    description: Description GitLab shows for the token. Unset, one naming Mobb and this collection.
+    type: str
+  expires_in_days:
+    description: Lifetime of each new token, in days (GitLab caps it at 365 by default).
+    type: int
+    default: 30
+  rotate_before_days:
+    description:
+      - A token is replaced once it has this many days left or fewer, as GitLab's clock counts them. Less than
+        O(expires_in_days).
+    type: int
+    default: 7
+  rotation_method:
+    description:
+      - V(create_new) issues a second token while the old one still works, and revokes the old one only after
+        Mobb is shown to use the new one. The safe choice, and the default of the token modules too.
+      - V(rotate) uses GitLab's rotate API with another token of the same user (what a user without
+        administrator rights can do for their own personal token). GitLab revokes the old token at once, so Mobb
+        holds a revoked token until the new one is stored. Refused while Mobb reports that it cannot connect,
+        unless O(force=true).
+      - V(self_rotate) rotates the kept personal token with itself (O(gitlab_api_token)); it first stores the
+        current token in Mobb again, which proves that Mobb takes a token for this server now.
+    type: str
+    choices: [create_new, rotate, self_rotate]
+    default: create_new
+  force:
+    description: Replace the token now, whatever its expiry.
+    type: bool
+    default: false
+  verify_retries:
+    description: How many more times to ask Mobb whether it connects with a new token before giving up.
+    type: int
+    default: 10
+  verify_delay:
+    description: Seconds between those questions.
+    type: int
+    default: 3
+  mode:
+    description:
+      - V(rotate) keeps the token. V(check) only reads, and lists what is wrong in RV(problems) (a token missing
+        or expiring within O(check_days), wrong scopes or role, Mobb holding no token, another token, or
+        reporting disconnected); a problem found is not a failure.
+    type: str
+    choices: [rotate, check]
+    default: rotate
+  check_days:
+    description: With O(mode=check), a token that expires within this many days is a problem.
+    type: int
+    default: 14
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+    details: Runs on the controller, in the worker process of the host, whatever the host's connection.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reads GitLab and Mobb and makes the same decision; writes nothing (RV(action) is V(would_create), ...).
+  diff_mode:
+    support: full
+    details: Shows the kept token's id, expiry and fingerprint before and after; never a token value.
+  platform:
+    support: full
+    platforms: all
+notes:
+  - E(ANSIBLE_DEBUG=1) makes Ansible print the arguments of every task, including secrets given here (a limit of
+    C(no_log) in Ansible itself); this action prints no secret of its own at any verbosity.
+  - Environment variables (E(GITLAB_TOKEN), E(MOBB_API_KEY), E(MOBB_API_URL)) are read from the controller's
+    environment, as AWX credential types inject them; the task keyword C(environment) does not apply.
+seealso:
+  - module: mobb.scm.gitlab_personal_access_token
+  - module: mobb.scm.mobb_integration
+"""
+
+EXAMPLES = r"""
+- name: Keep Mobb's project token for one GitLab server fresh
+  mobb.scm.gitlab_server_token:
+    gitlab_url: https://gitlab.example.com
+    gitlab_api_token: "{{ vault_gitlab_maintainer_token }}"
+    mobb_api_key: "{{ vault_mobb_api_key }}"
+    token_type: project
+    project: payments/api
+  register: kept
+
+- name: Report which token Mobb holds and when it expires, changing nothing
+  mobb.scm.gitlab_server_token:
+    gitlab_url: https://gitlab.example.com
+    token_type: personal
+    user: mobb-bot
+    mode: check
+    check_days: 14
+  register: checked
+
+- name: Fail when Mobb holds a token this playbook does not manage
+  ansible.builtin.assert:
+    that: checked.mobb_token.identity in ['managed', 'unproven']
+    fail_msg: "{{ checked.problems | join('; ') }}"
+"""
+
+RETURN = r"""
+label:
+  description: C(<token_type>:<owner>/<token_name>).
+  returned: always
+  type: str
+  sample: project:payments/api/mobb-broker
+action:
+  description:
+    - What was done. V(created), V(rotated), V(stored) (self_rotate gave Mobb the current token), V(retired) (only
+      older tokens were revoked), V(superseded) (an overlapping run's token won; this run revoked its own), V(none),
+      V(failed); in check mode V(would_create), V(would_rotate), V(would_store), V(would_retire); with
+      O(mode=check) V(ok) or V(problem).
+  returned: always
+  type: str
+  sample: rotated
+outcome:
+  description:
+    - The named outcome. Besides the actions above, the failures V(invalid_settings), V(read_failed), V(blocked),
+      V(issue_refused), V(issue_unknown), V(store_refused) (rolled back), V(rollback_failed), V(store_unknown),
+      V(verify_failed), V(retire_failed), V(rotate_unknown), V(preflight_failed), V(in_place_store_failed),
+      V(in_place_verify_failed).
+  returned: always
+  type: str
+  sample: store_refused
+reasons:
+  description: Why the token needed work; empty when it did not.
+  returned: always
+  type: list
+  elements: str
+problems:
+  description: With O(mode=check), what is wrong (the reasons, and a failure's message).
+  returned: always
+  type: list
+  elements: str
+token_id:
+  description: Id of the token in use after the run (the new one after a rotation).
+  returned: always
+  type: int
+expires_at:
+  description: Its expiry date.
+  returned: always
+  type: str
+days_left:
+  description: Days until it expires, by GitLab's clock.
+  returned: always
+  type: int
+new_token_fingerprint:
+  description: First 12 hex characters of the SHA-256 of the token this run issued (compare, never a secret).
+  returned: always
+  type: str
+previous_token_id:
+  description: The token a rotation replaced.
+  returned: always
+  type: int
+revoked_token_ids:
+  description: Tokens this run revoked (verified).
+  returned: always
+  type: list
+  elements: int
+duplicate_token_ids:
+  description: Older active tokens with the name, found by the read.
+  returned: always
+  type: list
+  elements: int
+connected:
+  description: Mobb's latest answer to its connection check.
+  returned: always
+  type: bool
+connection_status:
+  description: V(OK) or V(Error).
+  returned: always
+  type: str
+connection_message:
+  description: Why Mobb does not connect.
+  returned: always
+  type: str
+brokered:
+  description: Whether Mobb reaches this server through its broker.
+  returned: always
+  type: bool
+token_last_update:
+  description: When Mobb's stored token last changed.
+  returned: always
+  type: str
+mobb_token:
+  description: Which token Mobb held when the run began, never its value.
+  returned: always
+  type: dict
+  contains:
+    identity:
+      description: V(managed), V(other) (not the managed token), V(dead) (GitLab refuses it), V(unproven) (Mobb
+        does not return tokens), V(none) (Mobb holds no token).
+      type: str
+    token_id:
+      description: Its GitLab id, when identified.
+      type: int
+    expires_at:
+      description: Its own expiry.
+      type: str
+    days_left:
+      description: Days until it expires.
+      type: int
+    fingerprint:
+      description: First 12 hex characters of its SHA-256.
+      type: str
+    note:
+      description: Why the identity is what it is.
+      type: str
+msg:
+  description: On failure, what happened and what still works.
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC
+
+
+def main():
+    # The action plugin of the same name does the work on the controller; this file gives
+    # ansible-doc and the sanity tests the documentation and the argument spec.
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.fail_json(msg='mobb.scm.gitlab_server_token runs as an action on the controller; '
+                         'this module file only documents it')
+
+
+if __name__ == '__main__':
+    main()

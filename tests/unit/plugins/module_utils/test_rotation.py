@@ -1,0 +1,467 @@
+"""The rotation protocol (plugins/module_utils/rotation.py), in-process, over real HTTP.
+
+Each test builds a Rotation exactly as the action does (Rotation.from_params), against a
+fresh local GitLab instance and the local Mobb, injects faults through their control APIs,
+and checks the named outcome, its message, and what GitLab and Mobb hold afterwards. No
+function of the collection is mocked. Every test also proves that no value either server
+issued appears in the result (``World.run``). The README's failure table maps onto the
+tests named ``test_outcome_*``.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import gitlab as python_gitlab
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC, Rotation
+
+ADMIN = 'admin@acme.example'
+CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
+STORE_MUTATION = ('mutation store($url: String!, $token: String!) { updateScmToken(scmType: "GitLab", '
+                  'url: $url, token: $token) { __typename } }')
+PROJECT = {'token_type': 'project', 'project': 'team/app'}
+PERSONAL = {'token_type': 'personal', 'user': 'alice'}
+
+
+def validated(options):
+    result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(options)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+class World:
+    """One GitLab instance kept for one Mobb organization, and helpers to read both."""
+
+    def __init__(self, gitlab, mobb):
+        self.gitlab = gitlab
+        self.mobb = mobb
+        seeded = mobb.seed(
+            organizations=[{'name': 'acme', 'broker_hosts': [
+                {'real_domain': urllib.parse.urlsplit(gitlab.url).netloc, 'virtual_domain': 'vd-1'}]}],
+            users=[{'email': ADMIN, 'organization': 'acme', 'role': 'Admin'},
+                   {'email': 'member@acme.example', 'organization': 'acme', 'role': 'Member'}])
+        self.api_key = seeded['users'][0]['api_key']
+        self.member_key = seeded['users'][1]['api_key']
+        gitlab.seed(users=[{'username': 'alice'}], groups=[{'path': 'team'}], projects=[{'path': 'team/app'}],
+                    members=[{'username': 'alice', 'group': 'team', 'access_level': 50}])
+
+    def options(self, **options):
+        base = dict(gitlab_url=self.gitlab.url, gitlab_api_token=self.gitlab.admin_token,
+                    mobb_api_url=self.mobb.graphql_url, mobb_api_key=self.api_key,
+                    verify_retries=2, verify_delay=0, **PROJECT)
+        base.update(options)
+        return validated(base)
+
+    def rotation(self, check_mode=False, **options):
+        warnings = []
+        rotation = Rotation.from_params(self.options(**options), check_mode=check_mode, warn=warnings.append,
+                                        environ={})
+        rotation.warnings = warnings
+        return rotation
+
+    def run(self, check_mode=False, **options):
+        """Run a rotation to its end; return (outcome, result), proven free of secrets."""
+        rotation = self.rotation(check_mode=check_mode, **options)
+        outcome = rotation.run()
+        result = rotation.result(outcome)
+        self.assert_no_secrets(json.dumps(result) + json.dumps(rotation.warnings) + outcome.msg)
+        return outcome, result
+
+    def assert_no_secrets(self, text):
+        secrets = list(self.mobb.secrets()) + list(self.gitlab.secrets())
+        assert secrets
+        assert not [secret for secret in secrets if secret in text], 'a secret leaked into the result'
+
+    def active(self, name='mobb-broker'):
+        return sorted((t for t in self.gitlab.tokens() if t['name'] == name and t['active']), key=lambda t: t['id'])
+
+    def mobb_uses(self):
+        """(connected, id of the GitLab token Mobb's check presented)."""
+        seen = max((entry['seq'] for entry in self.gitlab.requests()), default=0)
+        answer = self.mobb.graphql(CHECK_QUERY, {'url': self.gitlab.url}, api_key=self.api_key).json()
+        connected = (answer.get('data') or {}).get('checkScmConnectionStatus') == {'status': 'OK'}
+        used = {entry['token_id'] for entry in self.gitlab.requests()
+                if entry['seq'] > seen and entry['path'] == '/api/v4/user'}
+        return connected, (used.pop() if used else None)
+
+    def assert_invariant(self):
+        """Mobb connects with a token GitLab lists as active; returns its id."""
+        connected, token_id = self.mobb_uses()
+        assert connected, 'Mobb holds a token it cannot use'
+        assert token_id in [t['id'] for t in self.active()]
+        return token_id
+
+    def assert_converged(self):
+        """One active token with the name, and Mobb connects with it."""
+        active = self.active()
+        assert len(active) == 1, active
+        assert self.assert_invariant() == active[0]['id']
+        return active[0]
+
+    def store_in_mobb(self, token):
+        answer = self.mobb.graphql(STORE_MUTATION, {'url': self.gitlab.url, 'token': token}, api_key=self.api_key)
+        assert answer.json()['data']['updateScmToken']['__typename'] == 'ScmAccessTokenUpdateSuccess'
+
+    def admin_paths(self, requests):
+        """The paths of the requests made with the instance's admin token (the rotation's own)."""
+        admin = next(t['id'] for t in self.gitlab.tokens() if t['name'] == 'admin')
+        return [entry['path'] for entry in requests if entry['token_id'] == admin]
+
+    def writes(self):
+        return [(e['method'], e['path']) for e in self.gitlab.writes()], [e['operation'] for e in self.mobb.writes()]
+
+    def clear_logs(self):
+        self.gitlab.clear_requests()
+        self.mobb.clear_requests()
+
+
+@pytest.fixture
+def world(gitlab, mobb):
+    return World(gitlab, mobb)
+
+
+@pytest.fixture
+def kept(world):
+    """A first run has created the project token and stored it; the logs are cleared."""
+    outcome, _result = world.run()
+    assert outcome.name == 'created', outcome.msg
+    world.clear_logs()
+    return world.active()[0]
+
+
+def near_expiry(world):
+    world.gitlab.advance_clock(24)
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('options, message', [
+    ({'token_type': 'project', 'project': None}, 'a project token needs its project (id or full path)'),
+    ({'expires_in_days': 7, 'rotate_before_days': 7}, 'rotate_before_days (7) must be less than expires_in_days (7)'),
+    ({'scopes': ['read_api']}, 'scopes ["read_api"] lack "api"'),
+    ({'scopes': ['api', 'read_user']}, 'GitLab does not give project tokens the "read_user" scope'),
+    ({'access_level': 'reporter'}, 'access_level "reporter" is below developer'),
+    ({'access_level': 35}, 'access_level "35" is not a GitLab role'),
+    ({'rotation_method': 'self_rotate'}, 'self_rotate is for a personal token rotated with itself'),
+    ({'gitlab_url': 'gitlab.example.com'}, 'gitlab_url must be an http(s) URL with a host'),
+    ({'mobb_api_key': None}, 'api_key is not set'),
+])
+def test_outcome_invalid_settings_sends_nothing(world, options, message):
+    outcome, result = world.run(**options)
+    assert outcome.name == 'invalid_settings' and result['failed'] and result['action'] == 'failed'
+    assert message in outcome.msg and outcome.msg.endswith('Nothing was changed.')
+    assert world.gitlab.requests() == [] and world.mobb.requests() == []
+
+
+@pytest.mark.parametrize('spelling', [
+    lambda url: url + '/api/v4/',
+    lambda url: 'HTTP://' + url.split('://')[1].upper() + '//',
+    lambda url: 'Http://' + url.split('://')[1] + '/API/v4',
+], ids=['api suffix', 'upper case', 'mixed case and suffix'])
+def test_the_gitlab_url_is_one_spelling_for_gitlab_and_mobb(world, spelling):
+    plain = world.gitlab.url
+    outcome, result = world.run(gitlab_url=spelling(plain))
+    assert outcome.name == 'created', outcome.msg
+    assert result['gitlab_url'] == plain and result['scm_url'] == plain
+    assert [c['scm_url'] for c in world.mobb.scm_configs()] == [plain]
+    world.assert_converged()
+
+
+@pytest.mark.parametrize('level', ['Developer', 'MAINTAINER', '40'])
+def test_access_level_takes_gitlab_role_names_in_any_case(world, level):
+    outcome, _result = world.run(access_level=level)
+    assert outcome.name == 'created', outcome.msg
+    assert world.active()[0]['access_level'] == {'developer': 30, 'maintainer': 40, '40': 40}[level.lower()]
+
+
+# ---- the happy path --------------------------------------------------------------------------
+
+def test_first_run_creates_then_a_rerun_reads_and_changes_nothing(world):
+    outcome, result = world.run()
+    assert outcome.name == 'created' and result['changed'] and result['revoked_token_ids'] == []
+    token = world.assert_converged()
+    assert result['token_id'] == token['id'] and result['new_token_fingerprint']
+    world.clear_logs()
+
+    outcome, result = world.run()
+    assert outcome.name == 'none' and not result['changed'] and result['reasons'] == []
+    assert result['mobb_token']['identity'] == 'managed' and result['mobb_token']['token_id'] == token['id']
+    assert result['mobb_token']['fingerprint'] == result['new_token_fingerprint'] or result['new_token_fingerprint'] is None
+    assert world.writes() == ([], [])
+    # The no-op's cost: the list, and the identification of Mobb's token with that token
+    # (beside the two requests Mobb's own check makes with it); one Mobb request.
+    requests = world.gitlab.requests()
+    assert world.admin_paths(requests) == ['/api/v4/projects/team%2Fapp/access_tokens']
+    assert sorted(e['path'] for e in requests if e['token_id'] == token['id']) == [
+        '/api/v4/personal_access_tokens/self', '/api/v4/personal_access_tokens/self', '/api/v4/user']
+    assert [e['operation'] for e in world.mobb.requests()] == ['checkScmConnectionStatus']
+
+
+def test_rotates_at_the_threshold_and_revokes_the_old_token_only_after_mobb_connects(world, kept):
+    near_expiry(world)
+    outcome, result = world.run()
+    assert outcome.name == 'rotated', outcome.msg
+    new = world.assert_converged()
+    assert new['id'] != kept['id'] and result['token_id'] == new['id']
+    assert result['previous_token_id'] == kept['id'] and result['revoked_token_ids'] == [kept['id']]
+    assert result['reasons'] == [f'token {kept["id"]} expires on {kept["expires_at"]} (6 days left, threshold 7)']
+    gitlab_writes, mobb_writes = world.writes()
+    assert [method for method, _path in gitlab_writes] == ['POST', 'DELETE'] and mobb_writes == ['updateScmToken']
+
+
+def test_check_mode_decides_the_same_and_writes_nothing(world, kept):
+    near_expiry(world)
+    outcome, result = world.run(check_mode=True)
+    assert outcome.name == 'would_rotate' and result['changed'] and result['check_mode']
+    assert world.writes() == ([], [])
+    assert [t['id'] for t in world.active()] == [kept['id']]
+
+
+def test_mode_check_reports_the_expiry_of_the_token_mobb_holds(world, kept):
+    outcome, result = world.run(mode='check', check_days=14)
+    assert outcome.name == 'ok' and result['problems'] == []
+    # Someone pastes another token into Mobb that expires in two days.
+    pasted = world.gitlab.seed(tokens=[{'kind': 'personal', 'user': 'alice', 'name': 'pasted',
+                                        'expires_in_days': 2}])['tokens'][0]
+    world.store_in_mobb(pasted['token'])
+    world.clear_logs()
+    outcome, result = world.run(mode='check', check_days=14)
+    assert outcome.name == 'problem' and not result['failed']
+    assert result['mobb_token']['identity'] == 'other'
+    assert result['mobb_token']['token_id'] == pasted['id'] and result['mobb_token']['days_left'] == 2
+    assert f"Mobb holds token {pasted['id']} ('pasted'" in ' '.join(result['problems'])
+    assert 'the token Mobb holds expires on' in ' '.join(result['problems'])
+    assert world.writes() == ([], [])
+
+    outcome, result = world.run()
+    assert outcome.name == 'rotated', outcome.msg
+    assert world.assert_converged()['id'] == result['token_id']
+
+
+def test_without_returned_tokens_the_identity_is_unproven(world, kept):
+    world.mobb.settings(return_tokens=False)
+    outcome, result = world.run()
+    assert outcome.name == 'none'
+    assert result['mobb_token']['identity'] == 'unproven' and 'unproven' in result['mobb_token']['note']
+    requests = world.gitlab.requests()
+    assert world.admin_paths(requests) == ['/api/v4/projects/team%2Fapp/access_tokens']
+    assert [e['path'] for e in requests if e['token_id'] == kept['id']] == [
+        '/api/v4/user', '/api/v4/personal_access_tokens/self']
+
+
+def test_a_token_revoked_behind_the_runs_back_is_replaced(world, kept):
+    # An administrator revokes it in GitLab's UI.
+    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
+        'team/app', lazy=True).access_tokens.delete(kept['id'])
+    outcome, result = world.run()
+    assert outcome.name == 'created', outcome.msg
+    assert 'GitLab has no active token named mobb-broker' in result['reasons']
+    world.assert_converged()
+
+
+def test_outcome_retired_revokes_older_tokens_once_mobb_provably_holds_the_newest(world, kept):
+    near_expiry(world)
+    world.mobb.fault('delay', count=1, seconds=1.5, operation='updateScmToken')
+    outcome, _result = world.run(mobb_timeout=1)
+    assert outcome.name == 'store_unknown', outcome.msg
+    time.sleep(1.6)
+    assert len(world.active()) == 2
+    world.clear_logs()
+    outcome, result = world.run()
+    assert outcome.name == 'retired' and result['revoked_token_ids'] == [kept['id']]
+    assert world.writes()[1] == []
+    world.assert_converged()
+
+
+# ---- failures, each with what it leaves ---------------------------------------------------------
+
+def test_outcome_read_failed_when_gitlab_refuses_the_credential(world):
+    outcome, result = world.run(gitlab_api_token='glpat-not-a-token-at-all')
+    assert outcome.name == 'read_failed' and result['failed']
+    assert 'GitLab answered 401' in outcome.msg and 'Nothing was changed; Mobb was not asked.' in outcome.msg
+    assert world.mobb.requests() == []
+
+
+def test_outcome_read_failed_when_mobb_refuses_the_key(world, kept):
+    outcome, _result = world.run(mobb_api_key='not-a-key')
+    assert outcome.name == 'read_failed' and 'access-denied' in outcome.msg
+    assert outcome.msg.endswith(f'Nothing was changed: token {kept["id"]} (expires {kept["expires_at"]}) is still '
+                                'active in GitLab.')
+    assert world.writes() == ([], [])
+
+
+@pytest.mark.parametrize('status, name, opening', [
+    (403, 'issue_refused', 'GitLab did not issue a new token ('),
+    (500, 'issue_unknown', 'GitLab may have issued a new token without answering ('),
+])
+def test_outcome_issue_failed_changes_nothing_else(world, kept, status, name, opening):
+    near_expiry(world)
+    world.gitlab.fault('status', count=10, method='POST', path='access_tokens$', status=status)
+    outcome, result = world.run()
+    assert outcome.name == name and outcome.msg.startswith(opening)
+    assert outcome.msg.endswith(f'token {kept["id"]} (expires {kept["expires_at"]}) is still active and still in '
+                                'Mobb, which connects with it.')
+    assert world.writes()[1] == [] and [t['id'] for t in world.active()] == [kept['id']]
+    assert world.assert_invariant() == kept['id']
+
+
+def test_outcome_store_refused_rolls_back(world, kept):
+    near_expiry(world)
+    world.mobb.fault('internal_error', count=1, operation='updateScmToken')
+    outcome, result = world.run()
+    assert outcome.name == 'store_refused'
+    assert 'Rolled back: the new token is revoked: token' in outcome.msg
+    assert [t['id'] for t in world.active()] == [kept['id']]
+    assert len(result['revoked_token_ids']) == 1 and result['revoked_token_ids'][0] != kept['id']
+    assert world.assert_invariant() == kept['id']
+    # Exactly one store was sent: a definite refusal is not retried either.
+    assert world.writes()[1] == ['updateScmToken']
+
+
+def test_a_member_key_is_refused_at_the_store_and_rolled_back(world, kept):
+    near_expiry(world)
+    outcome, _result = world.run(mobb_api_key=world.member_key)
+    assert outcome.name == 'store_refused' and 'permission-error' in outcome.msg
+    assert [t['id'] for t in world.active()] == [kept['id']]
+
+
+def test_outcome_rollback_failed_names_the_orphan(world, kept):
+    near_expiry(world)
+    world.mobb.fault('internal_error', count=1, operation='updateScmToken')
+    world.gitlab.fault('html200', count=10, method='DELETE')
+    outcome, _result = world.run()
+    assert outcome.name == 'rollback_failed'
+    assert 'Revoking the new token failed too' in outcome.msg and 'still active' in outcome.msg
+    assert world.assert_invariant() == kept['id']
+    world.gitlab.clear_faults()
+    outcome, _result = world.run()
+    assert outcome.name == 'rotated'
+    world.assert_converged()
+
+
+@pytest.mark.parametrize('fault', ['delay', 'drop', 'status'])
+def test_outcome_store_unknown_is_neither_retried_nor_rolled_back(world, kept, fault):
+    """A store whose answer was lost may still land (the delay fault lands it): the new
+    token must not be revoked, and the store not sent again."""
+    near_expiry(world)
+    world.mobb.fault(fault, count=1, seconds=1.5 if fault == 'delay' else None, operation='updateScmToken')
+    outcome, result = world.run(mobb_timeout=1)
+    assert outcome.name == 'store_unknown' and result['failed']
+    new_id = result['token_id']
+    assert 'Mobb may hold the new token now, so nothing was revoked' in outcome.msg
+    assert world.writes()[1] == ['updateScmToken']
+    assert sorted(t['id'] for t in world.active()) == sorted([kept['id'], new_id])
+    time.sleep(1.6)
+    world.assert_invariant()
+    world.mobb.clear_faults()
+    outcome, _result = world.run()
+    assert outcome.name in ('retired', 'rotated'), outcome.msg
+    world.assert_converged()
+
+
+def test_a_lost_store_that_lands_during_verification_completes_the_rotation(world, kept):
+    near_expiry(world)
+    world.mobb.fault('delay', count=1, seconds=1.5, operation='updateScmToken')
+    outcome, result = world.run(mobb_timeout=1, verify_retries=5, verify_delay=1)
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['revoked_token_ids'] == [kept['id']]
+    world.assert_converged()
+
+
+def test_outcome_verify_failed_keeps_both_tokens(world, kept):
+    near_expiry(world)
+    # The broker goes down right after Mobb stored the new token.
+    rotation = world.rotation()
+    steps = rotation.steps()
+    assert [next(steps) for _step in range(4)] == ['read', 'plan', 'issue', 'store']
+    world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
+    assert list(steps) == []
+    assert rotation.outcome.name == 'verify_failed'
+    assert 'Mobb holds the new token, so nothing was revoked' in rotation.outcome.msg
+    assert len(world.active()) == 2
+    world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, True)
+    outcome, _result = world.run()
+    assert outcome.name == 'retired'
+    world.assert_converged()
+
+
+def test_outcome_retire_failed_when_a_proxy_answers_the_revoke(world, kept):
+    near_expiry(world)
+    world.gitlab.fault('html200', count=10, method='DELETE')
+    outcome, result = world.run()
+    assert outcome.name == 'retire_failed' and result['failed']
+    assert f'revoking the previous token(s) {kept["id"]} failed' in outcome.msg
+    assert kept['id'] not in result['revoked_token_ids']
+    assert kept['id'] in [t['id'] for t in world.active()]
+    world.assert_invariant()
+    world.gitlab.clear_faults()
+    outcome, _result = world.run()
+    assert outcome.name == 'retired'
+    world.assert_converged()
+
+
+# ---- in place ----------------------------------------------------------------------------------
+
+def test_rotate_in_place_refuses_while_mobb_cannot_connect(world, kept):
+    near_expiry(world)
+    world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
+    outcome, _result = world.run(rotation_method='rotate')
+    assert outcome.name == 'blocked' and 'would revoke token' in outcome.msg
+    assert world.writes() == ([], [])
+
+
+def test_rotate_in_place(world, kept):
+    near_expiry(world)
+    outcome, result = world.run(rotation_method='rotate')
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['previous_token_id'] == kept['id']
+    world.assert_converged()
+
+
+# ---- overlapping runs ------------------------------------------------------------------------
+
+def interleavings(count):
+    """Where B's whole run goes among A's steps (0 = before A's first), then lockstep."""
+    return [('b inside a', gap) for gap in range(count + 1)] + [('a inside b', gap) for gap in range(count + 1)] + \
+        [('lockstep', None)]
+
+
+CREATE_NEW_STEPS = ['read', 'plan', 'issue', 'store', 'verify', 'retire']
+
+
+def drive(first, second, how, gap):
+    steps = {id(first): first.steps(), id(second): second.steps()}
+    if how == 'lockstep':
+        pending = [first, second]
+        while pending:
+            for rotation in list(pending):
+                if next(steps[id(rotation)], None) is None:
+                    pending.remove(rotation)
+        return
+    outer, inner = (first, second) if how == 'b inside a' else (second, first)
+    for _step in range(gap):
+        next(steps[id(outer)], None)
+    list(steps[id(inner)])
+    list(steps[id(outer)])
+
+
+@pytest.mark.parametrize('returned', [True, False], ids=['tokens returned', 'tokens not returned'])
+@pytest.mark.parametrize('how, gap', interleavings(len(CREATE_NEW_STEPS)))
+def test_two_overlapping_runs_keep_the_invariant(world, kept, how, gap, returned):
+    world.mobb.settings(return_tokens=returned)
+    near_expiry(world)
+    first, second = world.rotation(), world.rotation()
+    drive(first, second, how, gap)
+    for rotation in (first, second):
+        assert rotation.outcome is not None
+        world.assert_no_secrets(rotation.outcome.msg)
+    # Mobb holds an active token that connects, whatever the interleaving.
+    world.assert_invariant()
+    # The next run leaves one.
+    outcome, _result = world.run()
+    assert not outcome.failed, outcome.msg
+    world.assert_converged()
