@@ -41,9 +41,9 @@ def project_token(**extra):
 OPERATIONS = [
     ('personal: no change', PERSONAL, BROKER, pat(expires_in_days=60), False),
     ('personal: create', PERSONAL, BROKER, [], False),
-    ('personal: rotate', PERSONAL, BROKER, pat(expires_in_days=3), False),
-    ('personal: create_new', PERSONAL, dict(BROKER, rotation_method='create_new'), pat(expires_in_days=3), False),
-    ('personal: replace (scopes)', PERSONAL, BROKER, pat(scopes=['api']), False),
+    ('personal: rotate', PERSONAL, dict(BROKER, rotation_method='rotate'), pat(expires_in_days=3), False),
+    ('personal: create_new', PERSONAL, BROKER, pat(expires_in_days=3), False),
+    ('personal: replace (scopes)', PERSONAL, dict(BROKER, rotation_method='rotate'), pat(scopes=['api']), False),
     ('personal: revoke', PERSONAL, dict(BROKER, state='absent'), pat(), False),
     ('personal: self_rotate no change', PERSONAL, {'name': 'mobb', 'rotation_method': 'self_rotate'},
      pat(expires_in_days=60), True),
@@ -51,9 +51,10 @@ OPERATIONS = [
      pat(expires_in_days=3), True),
     ('project: no change', PROJECT, APP, project_token(expires_in_days=60), False),
     ('project: create', PROJECT, APP, [], False),
-    ('project: rotate', PROJECT, APP, project_token(expires_in_days=3), False),
-    ('project: create_new', PROJECT, dict(APP, rotation_method='create_new'), project_token(expires_in_days=3), False),
-    ('project: replace (role)', PROJECT, dict(APP, access_level='maintainer'), project_token(), False),
+    ('project: rotate', PROJECT, dict(APP, rotation_method='rotate'), project_token(expires_in_days=3), False),
+    ('project: create_new', PROJECT, APP, project_token(expires_in_days=3), False),
+    ('project: replace (role)', PROJECT, dict(APP, access_level='maintainer', rotation_method='rotate'),
+     project_token(), False),
     ('project: revoke', PROJECT, dict(APP, state='absent'), project_token(), False),
 ]
 
