@@ -1,5 +1,5 @@
 # mobb.scm — one file for every developer and CI command. Each target sets itself up.
-#   make test   everything CI runs: sanity, lint, unit, server contract and integration tests
+#   make test   everything CI runs: sanity, lint, unit, integration, the local servers' contract, bench smoke
 #   make demo   the rotation role on a local fleet: create, no-op, rotate, check (demo/run.py)
 #   make bench  mobb.scm.rotate beside community.general on N local servers (BENCH_N, BENCH_FORKS)
 #   make live   the modules against a real GitLab and Mobb named in the environment (README)
@@ -22,9 +22,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(CURDIR)/.cache/ansible-home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test sanity lint units contract integration live build demo bench bench-smoke clean
+.PHONY: test sanity lint units server-contract integration live build demo bench bench-smoke clean
 
-test: sanity lint units contract integration bench-smoke
+test: sanity lint units server-contract integration bench-smoke
 	@echo "make test: all suites passed"
 
 $(STAMP): requirements.txt test-requirements.txt
@@ -60,8 +60,8 @@ lint: venv
 units: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-contract: venv
-	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
+server-contract: venv
+	$(BIN)/pytest tests/servers/contract $(PYTEST_ARGS)
 
 integration: venv
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
