@@ -16,7 +16,12 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GITLAB_IMPORT_ERROR
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC, Rotation
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import (
+    ARGUMENT_SPEC,
+    Rotation,
+    SettingsError,
+    settle_arguments,
+)
 
 
 class ActionModule(ActionBase):
@@ -28,6 +33,11 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
+        try:
+            # This worker's copy of the task: the overrides are validated with the rest.
+            self._task.args = settle_arguments(self._task.args)
+        except SettingsError as error:
+            raise AnsibleActionFail(str(error)) from None
         _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if GITLAB_IMPORT_ERROR:
             raise AnsibleActionFail(missing_required_lib('python-gitlab and requests'))

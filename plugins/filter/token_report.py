@@ -31,6 +31,21 @@ def token_results(registered, host):
     return records
 
 
+def token_stats(hosts, hostvars):
+    """The set_stats data of ``hosts``: each host's results keyed by token label."""
+    stats = {}
+    for host in hosts:
+        results = hostvars[host].get('gitlab_token_rotation_results') or []
+        stats[host] = {record['label']: record for record in results}
+    return stats
+
+
+def token_problems(results):
+    """One line naming each token with a problem and what is wrong with it."""
+    return ' | '.join('%s: %s' % (record['label'], '; '.join(record['problems']))
+                      for record in results if record.get('problems'))
+
+
 def token_report(hosts, hostvars, title):
     """One report over the results of ``hosts``; a host without results gets a row saying so."""
     rows = []
@@ -106,6 +121,8 @@ class FilterModule:
     def filters(self):
         return {
             'token_results': token_results,
+            'token_stats': token_stats,
+            'token_problems': token_problems,
             'token_report': token_report,
             'token_report_text': token_report_text,
             'token_report_markdown': token_report_markdown,

@@ -95,7 +95,24 @@ ARGUMENT_SPEC = dict(
     verify_delay=dict(type='int', default=3),
     mode=dict(type='str', default='rotate', choices=list(MODES)),
     check_days=dict(type='int', default=14),
+    overrides=dict(type='dict', default={}),
 )
+
+
+def settle_arguments(arguments):
+    """The task's arguments with ``overrides`` (one entry of the role's token list) laid
+    over them, keys set to null in it left out; validation follows on the result."""
+    arguments = dict(arguments)
+    overrides = arguments.pop('overrides', None) or {}
+    if not isinstance(overrides, dict):
+        raise SettingsError('overrides must be a mapping of this action\'s options, got %s'
+                            % type(overrides).__name__)
+    unknown = sorted(set(overrides) - set(ARGUMENT_SPEC) | set(overrides) & {'overrides'})
+    if unknown:
+        raise SettingsError('overrides: unknown option(s) %s; it takes the options of this action'
+                            % ', '.join(unknown))
+    arguments.update((name, value) for name, value in overrides.items() if value is not None)
+    return arguments
 
 
 class SettingsError(Exception):

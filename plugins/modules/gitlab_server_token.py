@@ -176,6 +176,13 @@ options:
     description: With O(mode=check), a token that expires within this many days is a problem.
     type: int
     default: 14
+  overrides:
+    description:
+      - Options of this action that win over the ones given beside it, for example one entry of the role's
+        C(gitlab_token_rotation_tokens); a key set to null is ignored. The role passes the token's settings
+        this way, so each task templates every role variable once.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -287,7 +287,7 @@ def test_a_list_keeps_tokens_of_several_servers_and_one_failure_does_not_stop_th
         assert failure['msg'] == recorded[1]['msg']
         assert fleet.mobb_uses(1) == (True, fleet.active(1)[0]['id'])
         assert fleet.mobb_uses(0) == (True, fleet.active(0, 'mobb-alice')[0]['id'])
-        stats = run.task(ROLE + "Publish this host's results for AWX, keyed by host and token")
+        stats = run.task(ROLE + 'Publish the results of every host for AWX, keyed by host and token')
         published = stats['ansible_stats']['data']['gitlab_token_rotation']['localhost']
         assert sorted(published) == sorted(r['label'] for r in recorded)
     finally:
