@@ -54,6 +54,9 @@ CREDENTIALS = (
     ('api_job_token', 'CI_JOB_TOKEN'),
 )
 
+# How the collection names itself to GitLab (its logs show who called), as to Mobb.
+USER_AGENT = 'mobb.scm-ansible-collection'
+
 # Methods GitLab applies at most once whatever the number of requests.
 _REPEATABLE_METHODS = ('get', 'head', 'delete')
 
@@ -156,7 +159,7 @@ class GitLabClient(_GitlabBase):
     """python-gitlab's client with this collection's retry policy and GitLab's own date."""
 
     def __init__(self, url, retries, **kwargs):
-        super().__init__(url, retry_transient_errors=True, **kwargs)
+        super().__init__(url, retry_transient_errors=True, user_agent=USER_AGENT, **kwargs)
         self.retries = retries
         self.server_date = None
         self.session.hooks['response'].append(self._remember_date)

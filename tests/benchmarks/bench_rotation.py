@@ -45,6 +45,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'servers'))
 
 from gitlab_server.client import start_hub  # noqa: E402  (needs the path above)
 from mobb_server.client import start_mobb  # noqa: E402
+from mobb_server.scm import USER_AGENT as SCM_CHECK_USER_AGENT  # noqa: E402
 
 BENCH_DIR = os.path.join(ROOT, '.cache', 'bench')
 COMMUNITY_COLLECTIONS = os.path.join(BENCH_DIR, 'collections')
@@ -255,9 +256,9 @@ class Bench:
         row, log_path = self._play(job, phase, playbook, extra_vars)
         self.logs.setdefault(job, []).append(log_path)
         log = [entry for g in instances for entry in g.requests()]
-        # The job authenticates with the admin token (user root); Mobb checks the kept
-        # token against GitLab with the token itself, so those requests are Mobb's.
-        by_job = [entry for entry in log if entry['username'] == 'root']
+        # Mobb's checks of the kept token name themselves; every other request is the job's
+        # (with the admin token, or, for mobb.scm, with the token Mobb holds, to identify it).
+        by_job = [entry for entry in log if entry['user_agent'] != SCM_CHECK_USER_AGENT]
         row.update({'gitlab_requests_per_token': round(len(by_job) / self.count, 2),
                     'gitlab_writes_per_token': round(sum(e['method'] != 'GET' for e in by_job) / self.count, 2),
                     'mobb_requests_per_token': round(len(self.mobb.requests()) / self.count, 2),

@@ -36,6 +36,11 @@ def test_the_token_never_reaches_the_request_log(gl_team):
     assert not [s for s in gl_team.instance.secrets() if s in logged]
 
 
+def test_the_request_log_names_the_client(gl_team):
+    gl_team.raw('GET', '/user', headers={'User-Agent': 'mobb.scm-test'})
+    assert gl_team.instance.requests()[-1]['user_agent'] == 'mobb.scm-test'
+
+
 @pytest.mark.parametrize('token', [None, 'glpat-unknownunknownxxxx'])
 def test_missing_or_unknown_tokens_are_401(gl_api, token):
     response = gl_api.raw('GET', '/user', token=token)

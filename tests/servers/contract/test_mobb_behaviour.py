@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from mobb_server.client import start_mobb
+from mobb_server.scm import USER_AGENT as SCM_CHECK_USER_AGENT
 
 PUBLISHED = (pathlib.Path(__file__).parent / 'mobb_api_documents.graphql').read_text()
 VALIDATE_TOKEN = '''
@@ -119,6 +120,8 @@ def test_good_token_is_validated_stored_and_listed(mobb, acme, gitlab):
     assert result['token'] == token['token']
     assert [(entry['method'], entry['path'], entry['token_id']) for entry in gitlab.requests()] == [
         ('GET', '/api/v4/user', token['id']), ('GET', '/api/v4/personal_access_tokens/self', token['id'])]
+    # Mobb's checks name themselves, so a request log tells them from its clients' requests.
+    assert {entry['user_agent'] for entry in gitlab.requests()} == {SCM_CHECK_USER_AGENT}
 
     me = acme['admin'].me()
     admin = next(user for user in acme['users'] if user['email'] == 'admin@acme.test')

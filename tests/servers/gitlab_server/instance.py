@@ -117,6 +117,7 @@ async def gitlab_middleware(request, handler):
         'seq': server.seq, 'method': request.method, 'path': request.rel_url.raw_path,
         'query': logged_query(request), 'status': None,
         'token_id': token.id if token else None,
+        'user_agent': request.headers.get('User-Agent'),
         'username': server.state.users[token.user_id].username if token else None,
         'fault': None, 'time': model.iso_timestamp(server.state.clock.now()),
     }

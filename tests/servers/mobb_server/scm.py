@@ -15,6 +15,9 @@ import ssl
 
 import aiohttp
 
+# How the local Mobb's token checks name themselves to GitLab (its request log shows it).
+USER_AGENT = 'Mobb SCM check (mobb_server)'
+
 # Mobb's CLI shows this text for RepoUnreachableError; the server answers with it.
 UNREACHABLE_MESSAGE = ('Mobb could not reach the repository. Please try again. If Mobb is connected '
                        'through a broker, please make sure the broker is connected.')
@@ -61,7 +64,7 @@ class GitLabChecker:
             # One pooled session, like a long-running service; no cookies between users.
             self.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.ssl_context, limit=50),
-                cookie_jar=aiohttp.DummyCookieJar())
+                cookie_jar=aiohttp.DummyCookieJar(), headers={'User-Agent': USER_AGENT})
             # aiohttp resends an idempotent request once when the server drops the
             # connection; Mobb is modelled as making one attempt, so a dropped GitLab
             # request is "unreachable". aiohttp's own test client turns it off the same way.

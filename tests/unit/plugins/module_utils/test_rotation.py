@@ -17,7 +17,13 @@ import gitlab as python_gitlab
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC, Rotation
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import USER_AGENT
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import (
+    ARGUMENT_SPEC,
+    Rotation,
+    SettingsError,
+    settle_arguments,
+)
 
 ADMIN = 'admin@acme.example'
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
@@ -157,6 +163,23 @@ def test_outcome_invalid_settings_sends_nothing(world, options, message):
     assert world.gitlab.requests() == [] and world.mobb.requests() == []
 
 
+def test_overrides_win_over_the_options_beside_them():
+    settled = settle_arguments({'gitlab_url': 'https://a', 'token_type': 'personal', 'user': 'bob',
+                                'overrides': {'token_type': 'project', 'project': 'x/y', 'user': None}})
+    assert settled == {'gitlab_url': 'https://a', 'token_type': 'project', 'user': 'bob', 'project': 'x/y'}
+    assert settle_arguments({'gitlab_url': 'https://a'}) == {'gitlab_url': 'https://a'}
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'tokne_type': 'project'}, 'overrides: unknown option(s) tokne_type'),
+    ({'overrides': {}}, 'overrides: unknown option(s) overrides'),
+    (['project'], 'overrides must be a mapping'),
+])
+def test_overrides_are_checked(overrides, message):
+    with pytest.raises(SettingsError, match='^' + message.replace('(', r'\(').replace(')', r'\)')):
+        settle_arguments({'gitlab_url': 'https://a', 'overrides': overrides})
+
+
 @pytest.mark.parametrize('spelling', [
     lambda url: url + '/api/v4/',
     lambda url: 'HTTP://' + url.split('://')[1].upper() + '//',
@@ -196,6 +219,9 @@ def test_first_run_creates_then_a_rerun_reads_and_changes_nothing(world):
     # (beside the two requests Mobb's own check makes with it); one Mobb request.
     requests = world.gitlab.requests()
     assert world.admin_paths(requests) == ['/api/v4/projects/team%2Fapp/access_tokens']
+    ours = [e for e in requests if e['user_agent'] == USER_AGENT]
+    assert [e['path'] for e in ours] == ['/api/v4/projects/team%2Fapp/access_tokens',
+                                         '/api/v4/personal_access_tokens/self']
     assert sorted(e['path'] for e in requests if e['token_id'] == token['id']) == [
         '/api/v4/personal_access_tokens/self', '/api/v4/personal_access_tokens/self', '/api/v4/user']
     assert [e['operation'] for e in world.mobb.requests()] == ['checkScmConnectionStatus']
