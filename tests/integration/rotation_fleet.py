@@ -6,7 +6,7 @@ API key the modules read from MOBB_API_KEY. Each instance's admin token reaches 
 through an environment variable and a lookup, so no secret is ever written to a file.
 ``Fleet.run`` clears both servers' request logs, runs the plays, and proves that no value
 either server issued appears in the -vvvv output or in any file under the test's
-temporary directory. ``Fleet.start`` starts the plays in a process group that the test can
+temporary directory. ``Fleet.start`` starts the plays as a run whose processes the test can
 pause or kill at a moment a server's request log shows (``strike_while_held``), and
 ``Fleet.check`` then makes the same leak checks on what the run printed and left behind.
 """
@@ -91,9 +91,7 @@ class Fleet:
         """Run the plays with both request logs cleared first. ``watch``, a tuple for
         ``when_seen`` (poll, matches, action), strikes mid-run; ``run.fired`` says whether it did.
         The run is checked for leaks (``check``)."""
-        for gitlab in self.gitlabs:
-            gitlab.clear_requests()
-        self.mobb.clear_requests()
+        self.clear_requests()
         with when_seen(*watch) if watch else contextlib.nullcontext([]) as fired:
             run = self._run_playbook(plays, env=self.env(env), **options)
         run.fired = bool(fired)

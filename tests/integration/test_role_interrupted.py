@@ -1,7 +1,8 @@
 """A rotation killed at each step converges on the next run.
 
-Each test rotates a token near expiry and SIGKILLs the whole ``ansible-playbook`` process
-group (as an OOM killer or a stopped container does) while one of the servers holds a
+Each test rotates a token near expiry and SIGKILLs every process of the ``ansible-playbook``
+run, its process group and its workers (which ansible-core puts in sessions of their own),
+as an OOM kill of the job or a stopped container does, while one of the servers holds a
 request of the rotation with a ``delay`` fault: the kill lands at a known step, and the
 held request is still served after it, as a real server serves a request whose client
 died. Then: the killed run printed and left on disk no value the servers issued (Ansible's
@@ -38,7 +39,7 @@ def after(entries, first):
 
 
 def kill_when(fleet, poll, matches):
-    """Start a rotation, SIGKILL its process group while the request ``matches`` picks in
+    """Start a rotation, SIGKILL all its processes while the request ``matches`` picks in
     ``poll()`` is held, let the held request land, and check what the killed run left."""
     since = time.monotonic()
     running = fleet.start(fleet.role_play(**PERSONAL))
@@ -80,6 +81,8 @@ def test_killed_after_the_store_leaves_mobb_on_the_new_token(fleet, moment):
     fleet.mobb.fault('delay', seconds=0.01, operation=CHECK)
     fleet.mobb.fault('delay', seconds=HOLD, operation=CHECK)
     if moment == 'after the store':
+        # Mobb answered the store after the last poll that did not show it began: the
+        # verification's check, sent after that answer, is held past the kill.
         kill_when(fleet, fleet.mobb.requests, lambda e: e['result'] == STORED)
     else:
         kill_when(fleet, lambda: after(fleet.mobb.requests(), lambda e: e['result'] == STORED),
