@@ -6,16 +6,21 @@ API key the modules read from MOBB_API_KEY. Each instance's admin token reaches 
 through an environment variable and a lookup, so no secret is ever written to a file.
 ``Fleet.run`` clears both servers' request logs, runs the plays, and proves that no value
 either server issued appears in the -vvvv output or in any file under the test's
-temporary directory.
+temporary directory. ``Fleet.start`` starts the plays as a run whose processes the test can
+pause or kill at a moment a server's request log shows (``strike_while_held``), and
+``Fleet.check`` then makes the same leak checks on what the run printed and left behind.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
+import time
 import urllib.parse
 
 ADMIN_KEY = 'admin@acme.example'
+PERSONAL = {'gitlab_token_rotation_token_type': 'personal', 'gitlab_token_rotation_user': 'alice'}
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
 
 
@@ -28,8 +33,9 @@ def host(url):
 
 
 class Fleet:
-    def __init__(self, run_playbook, mobb, gitlabs, tmp_path, brokered=()):
+    def __init__(self, run_playbook, mobb, gitlabs, tmp_path, brokered=(), start_playbook=None):
         self._run_playbook = run_playbook
+        self._start_playbook = start_playbook
         self.mobb = mobb
         self.gitlabs = list(gitlabs)
         self.tmp_path = tmp_path
@@ -81,20 +87,53 @@ class Fleet:
             ],
         }]}]
 
-    def run(self, plays, env=None, watch=None, **options):
+    def run(self, plays, env=None, watch=None, output_may_show=(), **options):
         """Run the plays with both request logs cleared first. ``watch``, a tuple for
-        ``when_seen`` (poll, matches, action), strikes mid-run; ``run.fired`` says whether it did."""
-        for gitlab in self.gitlabs:
-            gitlab.clear_requests()
-        self.mobb.clear_requests()
+        ``when_seen`` (poll, matches, action), strikes mid-run; ``run.fired`` says whether it did.
+        The run is checked for leaks (``check``)."""
+        self.clear_requests()
         with when_seen(*watch) if watch else contextlib.nullcontext([]) as fired:
             run = self._run_playbook(plays, env=self.env(env), **options)
         run.fired = bool(fired)
+        return self.check(run, output_may_show)
+
+    def start(self, plays, env=None, clear=True, **options):
+        """Start the plays (``clear``: both request logs cleared first) and return the
+        RunningPlaybook; ``check`` its PlaybookRun once it ended."""
+        if clear:
+            self.clear_requests()
+        return self._start_playbook(plays, env=self.env(env), **options)
+
+    def clear_requests(self):
+        for gitlab in self.gitlabs:
+            gitlab.clear_requests()
+        self.mobb.clear_requests()
+
+    def check(self, run, output_may_show=()):
+        """The leak checks of every run: no value either server issued or received in the
+        output or the recorded results, nor in any file under the test's temporary directory.
+        ``output_may_show`` are values the output alone may hold (ANSIBLE_DEBUG prints task
+        arguments, the credentials given to the role among them)."""
         secrets = self.secrets()
         assert secrets, 'the servers report no secrets: the leak check would prove nothing'
-        run.assert_no_secrets(secrets)
+        shown = set(output_may_show)
+        run.assert_no_secrets([secret for secret in secrets if secret not in shown])
+        recorded = json.dumps(run.results)
+        assert not [secret for secret in secrets if secret in recorded], 'a task result holds a secret'
         self.assert_no_secret_files(secrets)
         return run
+
+    def settle(self, timeout=30):
+        """Wait until both servers answered the requests they held: a request held by a
+        ``delay`` fault is still served after its client was killed (a write still lands)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = [entry for gitlab in self.gitlabs for entry in gitlab.requests() if entry['status'] is None]
+            pending += [entry for entry in self.mobb.requests() if mobb_pending(entry)]
+            if not pending:
+                return
+            assert time.monotonic() < deadline, f'requests still unanswered after {timeout} s: {pending}'
+            time.sleep(0.05)
 
     def secrets(self):
         values = list(self.mobb.secrets())
@@ -103,14 +142,44 @@ class Fleet:
         return values
 
     def assert_no_secret_files(self, secrets, root=None):
-        leaked = []
+        leaked = sorted(self.secret_files(secrets, root))
+        assert not leaked, f'files left behind hold secrets: {leaked}'
+
+    def secret_files(self, secrets, root=None):
+        """{path: [the secrets it holds]} of the files under ``root`` (the test's temporary
+        directory) that hold any of ``secrets``."""
+        leaked = {}
         for folder, _dirs, files in os.walk(root or self.tmp_path):
             for name in files:
                 with open(os.path.join(folder, name), 'rb') as handle:
                     content = handle.read()
-                if any(secret.encode() in content for secret in secrets):
-                    leaked.append(os.path.join(folder, name))
-        assert not leaked, f'files left behind hold secrets: {leaked}'
+                held = [secret for secret in secrets if secret.encode() in content]
+                if held:
+                    leaked[os.path.join(folder, name)] = held
+        return leaked
+
+    def near_expiry(self, **role_vars):
+        """A first run of alice's personal token, then GitLab's clock moved to 6 days
+        before it expires: the next run rotates. Returns the token's record."""
+        run = self.run(self.role_play(**PERSONAL, **role_vars))
+        assert run.rc == 0, run.output[-3000:]
+        self.gitlabs[0].advance_clock(24)
+        return self.active()[0]
+
+    def assert_converges(self, action, **role_vars):
+        """The next run, with no fault left, does ``action`` and leaves one active token with
+        the name, the one Mobb connects with. Returns the run's result."""
+        self.gitlabs[0].clear_faults()
+        self.mobb.clear_faults()
+        run = self.run(self.role_play(**PERSONAL, **role_vars))
+        assert run.rc == 0, run.output[-3000:]
+        recorded = results(run)
+        assert len(recorded) == 1 and recorded[0]['action'] == action, recorded
+        active = self.active()
+        assert len(active) == 1, active
+        assert recorded[0]['token_id'] == active[0]['id']
+        assert self.mobb_uses() == (True, active[0]['id'])
+        return recorded[0]
 
     # -- what the servers hold ---------------------------------------------------------------
     def active(self, index=0, name='mobb-broker'):
@@ -171,6 +240,40 @@ def when_seen(poll, matches, action, interval=0.02):
     finally:
         stop.set()
         watcher.join(10)
+
+
+def mobb_pending(entry):
+    """A Mobb request held by a ``delay`` fault and not answered yet: every answer to the
+    requests these tests hold (connection checks, stores) records an error code, a result
+    or the SCM checks Mobb made."""
+    return entry['fault'] == 'delay' and not (entry['error_code'] or entry['result'] or entry['scm_checks'])
+
+
+def strike_while_held(poll, matches, seconds, action, since, alive=None, timeout=60, interval=0.02):
+    """Call ``action(entry)`` while the server still holds (a ``delay`` fault of ``seconds``)
+    the request of the first entry of ``poll()`` (a request log) that satisfies ``matches``.
+
+    The entry was logged after the last poll that did not show it began (the first poll
+    counts from ``since``, a time.monotonic() taken before the run could send it), so the
+    request is held at least until that moment plus ``seconds``: if ``action`` ends later
+    than that, the strike may have missed and the test fails instead of testing something
+    else. ``alive()`` false (the run ended) stops the wait. Returns the entry and that
+    moment, the ``since`` of a later strike on a request no poll has shown yet.
+    """
+    before = since
+    while True:
+        polled = time.monotonic()
+        found = next((entry for entry in poll() if matches(entry)), None)
+        if found is not None:
+            break
+        assert alive is None or alive(), 'the run ended before the moment to strike came'
+        assert polled - since < timeout, f'no matching request within {timeout} s'
+        before = polled
+        time.sleep(interval)
+    action(found)
+    late = time.monotonic() - (before + seconds)
+    assert late < 0, f'the strike came {late:.2f} s after the held request may have been answered'
+    return found, before
 
 
 def results(run):

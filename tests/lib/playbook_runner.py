@@ -3,8 +3,10 @@
 ``run_playbook`` writes a playbook, runs ``ansible-playbook`` in a subprocess with the
 collection on ANSIBLE_COLLECTIONS_PATH, and returns the exit code, the whole output
 (``-vvvv`` by default, so leak checks see everything Ansible prints) and every task result.
-The integration tests use it against the local servers, the live tests against the
-GitLab and Mobb named in the environment.
+``start_playbook`` starts the same command in a process group of its own and returns a
+handle that can pause, resume or SIGKILL the whole group (as an OOM killer or a stopped
+container does) before it collects the same result. The integration tests use them against
+the local servers, the live tests against the GitLab and Mobb named in the environment.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -66,13 +70,18 @@ def _inventory():
     )
 
 
-@pytest.fixture
-def run_playbook(tmp_path):
-    """Return a function that runs a playbook (YAML text, or a list of plays) and its result."""
-    counter = iter(range(1000))
+class _Playbooks:
+    """Writes each playbook of a test under its tmp_path and builds the command and
+    environment that run it; ``run_playbook`` and ``start_playbook`` share one per test."""
 
-    def run(playbook, *, check=False, diff=False, verbosity=4, extra_vars=None, env=None, args=()):
-        index = next(counter)
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.counter = iter(range(1000))
+
+    def prepare(self, playbook, *, check=False, diff=False, verbosity=4, extra_vars=None, env=None, args=()):
+        """(command, environment, results file) for one run of ``playbook``."""
+        tmp_path = self.tmp_path
+        index = next(self.counter)
         playbook_path = tmp_path / f'playbook_{index}.yml'
         results_path = tmp_path / f'results_{index}.jsonl'
         inventory_path = tmp_path / 'inventory.ini'
@@ -102,12 +111,142 @@ def run_playbook(tmp_path):
             'RECORD_RESULTS_FILE': str(results_path),
         })
         environment.update(env or {})
+        return command, environment, results_path
+
+
+def _collect_results(results_path):
+    results = []
+    if results_path.exists():
+        results = [json.loads(line) for line in results_path.read_text().splitlines()]
+        results_path.unlink()  # it may hold secrets a task returned; leave none behind
+    return results
+
+
+@pytest.fixture
+def _playbooks(tmp_path):
+    return _Playbooks(tmp_path)
+
+
+@pytest.fixture
+def run_playbook(_playbooks):
+    """Return a function that runs a playbook (YAML text, or a list of plays) and its result."""
+
+    def run(playbook, **options):
+        command, environment, results_path = _playbooks.prepare(playbook, **options)
         completed = subprocess.run(command, env=environment, capture_output=True, text=True,
                                    timeout=600, check=False)
-        results = []
-        if results_path.exists():
-            results = [json.loads(line) for line in results_path.read_text().splitlines()]
-            results_path.unlink()  # it may hold secrets a task returned; leave none behind
-        return PlaybookRun(completed.returncode, completed.stdout + completed.stderr, results)
+        return PlaybookRun(completed.returncode, completed.stdout + completed.stderr, _collect_results(results_path))
 
     return run
+
+
+def _children():
+    """{parent pid: [child pids]} of every process now, from /proc."""
+    children = {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{name}/stat', encoding='ascii', errors='replace') as stat:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+                ppid = int(stat.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+class RunningPlaybook:
+    """An ``ansible-playbook`` started in a session (and process group) of its own. Its
+    workers call setsid() (ansible-core's WorkerProcess._detach), so they and the modules
+    they run are in sessions of their own: pause, resume and kill signal every process
+    descended from ansible-playbook, not only its group, as a stopped container's SIGKILL
+    reaches every process in it. The output is read as it comes, so a full pipe never
+    holds the run up."""
+
+    def __init__(self, command, environment, results_path):
+        self._results_path = results_path
+        self.process = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._chunks = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.process.stdout.read1(65536), b''):
+            self._chunks.append(chunk)
+
+    @property
+    def pgid(self):
+        return self.process.pid  # a session leader leads its own process group
+
+    def processes(self):
+        """ansible-playbook and every process descended from it, now."""
+        children = _children()
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += children.get(pid, [])
+        return found
+
+    @staticmethod
+    def _send(pids, signum):
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def pause(self):
+        """SIGSTOP every process of the run; once they all stop, none can fork another."""
+        stopped = set()
+        while True:
+            pids = set(self.processes()) - stopped
+            if not pids:
+                return
+            self._send(pids, signal.SIGSTOP)
+            stopped |= pids
+
+    def resume(self):
+        self._send(self.processes(), signal.SIGCONT)
+
+    def kill(self):
+        """SIGKILL every process of the run at once, as an OOM kill of the whole job or a
+        stopped container does: none gets to clean up."""
+        self.pause()
+        pids = self.processes()
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._send(pids, signal.SIGKILL)
+
+    @property
+    def running(self):
+        return self.process.poll() is None
+
+    def wait(self, timeout=600):
+        """Wait for the end (an exit or the kill) and return the PlaybookRun; rc is -9 after kill()."""
+        self.process.wait(timeout)
+        self._reader.join(timeout)
+        output = b''.join(self._chunks).decode('utf-8', 'replace')
+        return PlaybookRun(self.process.returncode, output, _collect_results(self._results_path))
+
+
+@pytest.fixture
+def start_playbook(_playbooks):
+    """Return a function that starts a playbook (the options of ``run_playbook``) and
+    returns its RunningPlaybook; groups still alive when the test ends are killed."""
+    started = []
+
+    def start(playbook, **options):
+        running = RunningPlaybook(*_playbooks.prepare(playbook, **options))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.running:
+            running.kill()
+            running.wait(60)
