@@ -430,6 +430,20 @@ def test_outcome_retire_failed_when_a_proxy_answers_the_revoke(world, kept):
     world.assert_converged()
 
 
+def test_outcome_superseded_when_an_overlapping_store_lands_after_this_runs(world, kept):
+    near_expiry(world)
+    first, second = world.rotation(), world.rotation()
+    a, b = first.steps(), second.steps()
+    # Both read and issue; A's store lands first, then B's: Mobb holds B's token.
+    assert [next(a), next(a), next(b), next(b), next(a), next(b), next(a), next(b)] == [
+        'read', 'plan', 'read', 'plan', 'issue', 'issue', 'store', 'store']
+    assert list(a) == []
+    assert first.outcome.name == 'superseded' and not first.outcome.failed
+    assert first.revoked_ids == [first.issued['id']]
+    assert list(b) == ['verify', 'retire'] and second.outcome.name == 'rotated'
+    assert world.assert_converged()['id'] == second.issued['id']
+
+
 # ---- in place ----------------------------------------------------------------------------------
 
 def test_rotate_in_place_refuses_while_mobb_cannot_connect(world, kept):
@@ -438,6 +452,30 @@ def test_rotate_in_place_refuses_while_mobb_cannot_connect(world, kept):
     outcome, _result = world.run(rotation_method='rotate')
     assert outcome.name == 'blocked' and 'would revoke token' in outcome.msg
     assert world.writes() == ([], [])
+
+
+def test_outcome_rotate_unknown_says_the_old_token_may_be_revoked(world, kept):
+    near_expiry(world)
+    world.gitlab.fault('status', count=1, method='POST', path='rotate$', status=500)
+    outcome, _result = world.run(rotation_method='rotate')
+    assert outcome.name == 'rotate_unknown'
+    assert f'If it did, token {kept["id"]} is revoked, Mobb may hold a dead token' in outcome.msg
+    assert world.writes()[1] == []
+
+
+def test_outcome_in_place_store_failed_says_how_to_recover(world, kept):
+    near_expiry(world)
+    world.mobb.fault('internal_error', count=10, operation='updateScmToken')
+    outcome, result = world.run(rotation_method='rotate')
+    assert outcome.name == 'in_place_store_failed'
+    assert f'GitLab rotated token {kept["id"]} into {result["token_id"]}' in outcome.msg
+    assert 'run again with force (gitlab_token_rotation_force=true in the role)' in outcome.msg
+    # The store was tried once per verification attempt, never after Mobb held the token.
+    assert world.writes()[1] == ['updateScmToken'] * 3
+    world.mobb.clear_faults()
+    outcome, _result = world.run(rotation_method='rotate', force=True)
+    assert outcome.name == 'rotated'
+    world.assert_converged()
 
 
 def test_rotate_in_place(world, kept):
