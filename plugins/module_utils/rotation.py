@@ -586,19 +586,28 @@ class Rotation:
             return None
         return holding.last_update == self.stored_last_update
 
+    def _ask_mobb(self, attempts=None, wait_first=False):
+        """Mobb's answers, ``verify_delay`` apart (``verify_retries`` + 1 of them unless
+        told); an attempt Mobb did not answer yields None, its error in ``verify_error``."""
+        settings = self.settings
+        for attempt in range(settings.verify_retries + 1 if attempts is None else attempts):
+            if attempt or wait_first:
+                self.sleep(settings.verify_delay)
+            try:
+                self.latest = self._read_mobb()
+            except MobbError as error:
+                self.verify_error = str(error)
+                yield None
+            else:
+                yield self.latest
+
     def verify(self, stored):
         """Ask Mobb until it connects with the token this run stored, within the retries.
 
         ``stored`` is store()'s answer; after an unknown one Mobb is only read, never written.
         """
-        settings = self.settings
-        for attempt in range(settings.verify_retries + 1):
-            if attempt:
-                self.sleep(settings.verify_delay)
-            try:
-                holding = self.latest = self._read_mobb()
-            except MobbError as error:
-                self.verify_error = str(error)
+        for holding in self._ask_mobb():
+            if holding is None:
                 continue
             if stored and self.stored_last_update is None and holding.fingerprint is None:
                 # The first answer after a store Mobb confirmed: this last update is ours.
@@ -751,13 +760,8 @@ class Rotation:
 
     def _wait_connected(self, current, what):
         """Ask Mobb until it connects; else stop before rotating, saying ``what`` % url."""
-        for attempt in range(self.settings.verify_retries + 1):
-            if attempt:
-                self.sleep(self.settings.verify_delay)
-            try:
-                holding = self.latest = self._read_mobb()
-            except MobbError as error:
-                self.verify_error = str(error)
+        for holding in self._ask_mobb():
+            if holding is None:
                 continue
             if holding.connected:
                 return
@@ -784,22 +788,15 @@ class Rotation:
         """Mobb holds a revoked token until the rotated one is stored: store it, and store
         again (the same value) while Mobb neither holds it nor connects, within the retries."""
         settings = self.settings
-        for attempt in range(settings.verify_retries + 1):
-            if attempt:
-                self.sleep(settings.verify_delay)
-                try:
-                    holding = self.latest = self._read_mobb()
-                except MobbError as error:
-                    self.store_error = str(error)
-                    continue
-                if self._holds_ours(holding) or holding.connected:
+        stored = self.store()
+        if not stored:
+            for holding in self._ask_mobb(attempts=settings.verify_retries, wait_first=True):
+                if holding is not None and (self._holds_ours(holding) or holding.connected):
                     break
-            stored = self.store()
-            if stored:
-                break
-        else:
-            stored = False
-        if stored is False and not (self.latest and self._holds_ours(self.latest)):
+                stored = self.store()
+                if stored:
+                    break
+        if not stored and not (self.latest and self._holds_ours(self.latest)):
             raise StepFailed(Outcome('in_place_store_failed', self._in_place_lost()))
         try:
             self.verify(stored)
