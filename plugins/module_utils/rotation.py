@@ -35,13 +35,17 @@ except ImportError:
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError, connect
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
     ACCESS_LEVELS,
+    PERSONAL_SCOPES,
+    RESOURCE_SCOPES,
     GroupTokens,
     PersonalTokens,
     ProjectTokens,
+    check_scopes,
     days_left,
     decide,
     is_active,
     new_expiry,
+    parse_access_level,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     DEFAULT_API_URL,
@@ -50,7 +54,6 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbUnknownOutcomeError,
     broker_host_for,
     find_scm_config,
-    normalize_scm_url,
     token_fingerprint,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
@@ -141,10 +144,9 @@ class Settings:
         self.scopes = list(params.get('scopes') or DEFAULT_SCOPES[self.token_type])
 
         self.gitlab_url = self._url(params.get('gitlab_url'), 'gitlab_url', problems)
-        scm_url = params.get('mobb_scm_url') or params.get('gitlab_url')
-        self.scm_url = self._url(scm_url, 'mobb_scm_url' if params.get('mobb_scm_url') else 'gitlab_url', problems)
-        if self.scm_url and params.get('mobb_scm_url'):
-            self.scm_url = normalize_scm_url(self.scm_url)
+        self.scm_url = self.gitlab_url
+        if params.get('mobb_scm_url'):
+            self.scm_url = self._url(params['mobb_scm_url'], 'mobb_scm_url', problems)
         self.description = params.get('description') or (
             'Mobb access to %s through its broker; rotated by Ansible (mobb.scm)' % (self.gitlab_url or '?'))
 
@@ -159,6 +161,12 @@ class Settings:
         if self.token_type != 'personal' and 'read_user' in self.scopes:
             problems.append('GitLab does not give %s tokens the "read_user" scope: remove it (Mobb needs only '
                             '"api" there)' % self.token_type)
+        else:
+            try:
+                check_scopes(self.scopes, PERSONAL_SCOPES if self.token_type == 'personal' else RESOURCE_SCOPES,
+                             '%s access token' % self.token_type)
+            except GitLabModuleError as error:
+                problems.append(str(error))
         self.access_level = None
         if self.token_type != 'personal':
             self.access_level = _access_level(params['access_level'], problems)
@@ -207,14 +215,13 @@ def _json_list(values):
 
 
 def _access_level(value, problems):
-    text = str(value).strip().lower()
-    level = ACCESS_LEVELS.get(text)
-    if level is None and text.isdigit() and int(text) in ACCESS_LEVELS.values():
-        level = int(text)
-    if level is None:
+    try:
+        level = parse_access_level(value)
+    except GitLabModuleError:
         problems.append('access_level "%s" is not a GitLab role: use one of %s or its number'
                         % (value, ', '.join(ACCESS_LEVELS)))
-    elif level < MOBB_LEAST_ACCESS_LEVEL:
+        return None
+    if level < MOBB_LEAST_ACCESS_LEVEL:
         problems.append('access_level "%s" is below developer, the least Mobb needs: use developer' % value)
     return level
 

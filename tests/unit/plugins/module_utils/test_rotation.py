@@ -153,6 +153,7 @@ def near_expiry(world):
     ({'access_level': 'reporter'}, 'access_level "reporter" is below developer'),
     ({'access_level': 35}, 'access_level "35" is not a GitLab role'),
     ({'rotation_method': 'self_rotate'}, 'self_rotate is for a personal token rotated with itself'),
+    ({'scopes': ['api', 'wrtie_repository']}, "scopes: unknown scope 'wrtie_repository' for a project access token"),
     ({'gitlab_url': 'gitlab.example.com'}, 'gitlab_url must be an http(s) URL with a host'),
     ({'mobb_api_key': None}, 'api_key is not set'),
 ])
