@@ -46,6 +46,10 @@ options:
       - name: MOBB_API_URL
   api_key:
     description:
+      - Mobb API key, sent in the C(x-mobb-key) header.
+      - The hosts are the integrations of the key's user (Mobb's C(me.scmConfigs)); use the key the rotation
+        stores tokens with, of an Admin or Owner of the organization.
+      - If not set, the value of the E(MOBB_API_KEY) environment variable is used. One of them is required.
       - Prefer the environment variable (an AWX credential injects it) or an Ansible Vault string
         over a clear value in the file.
     env:
