@@ -14,8 +14,12 @@ description:
     organizations, and makes one host per GitLab Server URL.
   - A GitLab server added in Mobb's UI is in the inventory of the next run, with no inventory to edit.
   - Each host carries the variables the C(mobb.scm.gitlab_token_rotation) role uses, so C(mobb.scm.rotate)
-    runs against it directly; the GitLab credentials (the token that manages Mobb's token) still come
-    from you, for example group_vars with Ansible Vault, an AWX credential, or O(compose) with a lookup.
+    runs against it directly. The GitLab credentials (the token that manages Mobb's token) still come
+    from you - put a per-host lookup in C(group_vars/mobb_gitlab_servers.yml) beside this file (see
+    EXAMPLES), or a vaulted value, or let an AWX credential set E(GITLAB_TOKEN). A group_vars template is
+    evaluated only when a task uses it, so C(ansible-inventory --list) shows the template, not the token.
+  - O(compose) is evaluated when the inventory is read, so a lookup there puts its value in the
+    inventory (and C(ansible-inventory --list)); use it for settings, not for secrets.
   - No token is read from Mobb (the stored token is never asked for), so no host variable, cache
     entry or output holds one. The API key is never printed.
   - The configuration file name must end with C(mobb_integrations.yml) or C(mobb_integrations.yaml).
@@ -64,16 +68,13 @@ EXAMPLES = r"""
 plugin: mobb.scm.mobb_integrations
 
 ---
-# A single-tenant Mobb behind an internal CA, with the GitLab token each server's rotation
-# uses taken from an environment variable named after the host (GITLAB_TOKEN_GITLAB_EXAMPLE_COM);
-# group_vars/mobb_gitlab_servers.yml with a vaulted gitlab_token_rotation_gitlab_api_token works too.
+# A single-tenant Mobb behind an internal CA, with settings composed per host and extra groups.
 plugin: mobb.scm.mobb_integrations
 api_url: https://mobb.internal.example/v1/graphql
 ca_path: /etc/pki/tls/certs/internal-ca.pem
 compose:
-  gitlab_token_rotation_gitlab_api_token: >-
-    lookup('ansible.builtin.env', 'GITLAB_TOKEN_' ~ (inventory_hostname | regex_replace('[^A-Za-z0-9]', '_') | upper))
-  gitlab_token_rotation_user: "'mobb-bot'"
+  # Project tokens on the servers reached through the broker, personal tokens elsewhere.
+  gitlab_token_rotation_token_type: "'project' if mobb_brokered else 'personal'"
 keyed_groups:
   # One group per Mobb organization: mobb_org_<id> (dashes become underscores).
   - key: mobb_organization_id
@@ -84,11 +85,20 @@ keyed_groups:
 groups:
   # The servers for which Mobb holds no token.
   needs_attention: not mobb_token_available
-# The answer is kept for an hour in a JSON file (it holds no secret).
+# Mobb's answer is kept for an hour in a JSON file (it holds no secret).
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/mobb-inventory
 cache_timeout: 3600
+
+# group_vars/mobb_gitlab_servers.yml, beside the configuration: the GitLab token of each
+# server from an environment variable named after it (GITLAB_TOKEN_GITLAB_EXAMPLE_COM for
+# gitlab.example.com), read only when the rotation runs; or one vaulted token for all.
+#
+#   gitlab_token_rotation_user: mobb-bot
+#   gitlab_token_rotation_gitlab_api_token: >-
+#     {{ lookup('ansible.builtin.env', 'GITLAB_TOKEN_'
+#        ~ (inventory_hostname | regex_replace('[^A-Za-z0-9]', '_') | upper)) }}
 """
 
 from urllib.parse import urlsplit
