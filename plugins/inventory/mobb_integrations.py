@@ -34,7 +34,8 @@ description:
   - Groups - every host is in C(mobb_gitlab_servers); the brokered ones also in C(mobb_brokered).
   - Host variables of the plugin beat C(group_vars) files; to point the role elsewhere for one server,
     use C(host_vars/<host>.yml) or O(compose).
-author: mobb.scm maintainers
+author:
+  - mobb.scm maintainers (@mobb-dev)
 extends_documentation_fragment:
   - mobb.scm.mobb
   - ansible.builtin.constructed

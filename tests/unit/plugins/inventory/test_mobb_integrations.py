@@ -29,9 +29,9 @@ def seeded(mobb):
     """acme: two GitLab servers (one through the broker, one with a stored URL spelt differently)
     and a GitHub integration; a second organization's server the key's user cannot see."""
     answer = mobb.seed(
-        organizations=[{'name': 'acme', 'broker_hosts': [{'real_domain': 'gitlab.onprem.example',
-                                                           'virtual_domain': 'vd-onprem'}]},
-                       {'name': 'other'}],
+        organizations=[
+            {'name': 'acme', 'broker_hosts': [{'real_domain': 'gitlab.onprem.example', 'virtual_domain': 'vd-onprem'}]},
+            {'name': 'other'}],
         users=[{'email': ADMIN, 'organization': 'acme', 'role': 'Admin'},
                {'email': MEMBER, 'organization': 'acme', 'role': 'Member'},
                {'email': 'else@other.example', 'organization': 'other', 'role': 'Owner'}],
