@@ -143,3 +143,25 @@ def test_rotate_runs_against_the_plugins_inventory_and_picks_up_a_server_added_i
     assert summary in ('2 token(s) on 2 host(s): none: 1, created: 1',
                        '2 token(s) on 2 host(s): created: 1, none: 1'), report
     assert fleet.mobb_uses(1) == (True, fleet.active(1)[0]['id'])
+
+
+def test_the_awx_inventory_source_of_docs_awx_md(fleet, tmp_path):
+    """docs/awx.md's plugin configuration and group_vars, with the environment its Mobb
+    credential type injects, as AWX's inventory update runs them."""
+    from awx_docs import injected_environment, raw_yaml_blocks
+
+    add_in_mobb(fleet, fleet.gitlabs[0])
+    blocks = {block.split('\n', 1)[0][2:].strip(): block for block in raw_yaml_blocks() if block.startswith('# inventory/')}
+    for name, block in blocks.items():
+        path = tmp_path / 'project' / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(block)
+    environment = injected_environment({
+        'GitLab token manager (mobb.scm)': {'gitlab_token': fleet.gitlabs[0].admin_token},
+        'Mobb API key (mobb.scm)': {'mobb_api_url': fleet.mobb.graphql_url, 'mobb_api_key': fleet.api_key}})
+    listed = ansible_inventory(fleet, '-i', str(tmp_path / 'project' / 'inventory' / 'gitlab.mobb_integrations.yml'),
+                               '--list', '--yaml', env=environment)
+    assert listed.returncode == 0, listed.stderr
+    servers = yaml.safe_load(listed.stdout)['all']['children']['mobb_gitlab_servers']['hosts']
+    assert list(servers) == [host(fleet.gitlabs[0].url)]
+    assert servers[host(fleet.gitlabs[0].url)]['gitlab_token_rotation_user'] == 'mobb-bot'
