@@ -9,6 +9,9 @@ names, as a user would:
   3. the servers' clock moves 24 days, past the 7-day threshold
   4. mobb.scm.rotate   tokens are rotated while Mobb is polled: it never loses its connection
   5. mobb.scm.check    the report, printed and written as JSON and Markdown
+  6. a GitLab server is added in Mobb (a token stored through Mobb's API, as in its UI);
+     mobb.scm.rotate with the inventory plugin's inventory (demo/gitlab.mobb_integrations.yml,
+     every server Mobb knows) picks it up, with no inventory edited
 
 and stops the servers. After each run it shows the playbook's report and what the servers
 say (active tokens, the token Mobb connects with, writes). Last, it proves that no token
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +41,9 @@ from gitlab_server.client import start_hub  # noqa: E402  (needs the path above)
 from mobb_server.client import start_mobb  # noqa: E402
 
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
+STORE_MUTATION = ('mutation store($url: String!, $token: String!) { updateScmToken(scmType: "GitLab", url: $url, '
+                  'token: $token) { __typename } }')
+PLUGIN_INVENTORY = 'demo/gitlab.mobb_integrations.yml'
 CLOCK_DAYS = 24
 WIDTH = 92
 
@@ -66,6 +73,11 @@ def env_name(host, what):
     return 'DEMO_' + host.split('.')[0].upper().replace('-', '_') + '_' + what
 
 
+def host_token_env(url):
+    """http://127.0.0.1:40002 -> GITLAB_TOKEN_127_0_0_1_40002 (demo/group_vars/mobb_gitlab_servers.yml)."""
+    return 'GITLAB_TOKEN_' + re.sub('[^A-Za-z0-9]', '_', urllib.parse.urlsplit(url).netloc).upper()
+
+
 class Demo:
     def __init__(self, output_dir, verbose):
         self.output_dir = output_dir
@@ -75,6 +87,7 @@ class Demo:
         inventory = yaml.safe_load(open(self.inventory_path, encoding='utf-8'))
         self.hosts = inventory['fleet']['hosts']
         self.outputs = []
+        self.added = []  # GitLab servers added in Mobb during the demo
         self.hub = self.mobb = None
 
     # -- servers ---------------------------------------------------------------------------
@@ -114,15 +127,25 @@ class Demo:
         for name, gitlab in self.gitlab.items():
             environment[env_name(name, 'URL')] = gitlab.url
             environment[env_name(name, 'TOKEN')] = gitlab.admin_token
+        for gitlab in list(self.gitlab.values()) + self.added:
+            environment[host_token_env(gitlab.url)] = gitlab.admin_token
         return environment
 
-    def playbook(self, name, *extra):
-        command = ['ansible-playbook', f'mobb.scm.{name}', '-i', 'demo/inventory.yml', '-e', 'mobb_scm_hosts=fleet'] + list(extra)
-        say('$ ' + ' '.join(command))
-        for gitlab in self.gitlab.values():
+    def playbook(self, name, *extra, inventory=('demo/inventory.yml', 'fleet')):
+        command = ['ansible-playbook', f'mobb.scm.{name}', '-i', inventory[0], '-e', f'mobb_scm_hosts={inventory[1]}']
+        for gitlab in list(self.gitlab.values()) + self.added:
             gitlab.clear_requests()
         self.mobb.clear_requests()
-        executable = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+        completed, output, log = self.command(command + list(extra), name)
+        for line in report_lines(output):
+            say('    ' + line)
+        say(f'  (exit code {completed.returncode}; the whole output is in {os.path.relpath(log, ROOT)})')
+        return completed.returncode, report_lines(output)
+
+    def command(self, command, name):
+        """Run an Ansible command from the checkout; (completed, output, log path)."""
+        say('$ ' + ' '.join(command))
+        executable = os.path.join(os.path.dirname(sys.executable), command[0])
         completed = subprocess.run([executable] + command[1:], cwd=ROOT, env=self.environment(),
                                    capture_output=True, text=True, check=False)
         output = completed.stdout + completed.stderr
@@ -132,10 +155,20 @@ class Demo:
             handle.write(output)
         if self.verbose:
             say(output)
-        for line in report_lines(output):
-            say('    ' + line)
-        say(f'  (exit code {completed.returncode}; the whole output is in {os.path.relpath(log, ROOT)})')
-        return completed.returncode, report_lines(output)
+        return completed, output, log
+
+    def add_in_mobb(self):
+        """A new GitLab server, and a token of alice's stored in Mobb as its UI does."""
+        gitlab = self.hub.new_instance()
+        gitlab.advance_clock(CLOCK_DAYS)
+        gitlab.seed(**self.seed['gitlab'])
+        token = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'alice', 'name': 'entered-in-mobb'}])['tokens'][0]
+        answer = self.mobb.graphql(STORE_MUTATION, {'url': gitlab.url, 'token': token['token']},
+                                   api_key=self.api_key).json()
+        expect((answer.get('data') or {}).get('updateScmToken') == {'__typename': 'ScmAccessTokenUpdateSuccess'},
+               'Mobb did not store the new server\'s token')
+        self.added.append(gitlab)
+        return gitlab
 
     # -- what the servers say ----------------------------------------------------------------
     def mobb_uses(self, gitlab):
@@ -166,7 +199,7 @@ class Demo:
 
     def secrets(self):
         values = list(self.mobb.secrets())
-        for gitlab in self.gitlab.values():
+        for gitlab in list(self.gitlab.values()) + self.added:
             values += gitlab.secrets()
         return values
 
@@ -219,6 +252,28 @@ class Demo:
         with open(os.path.join(reports, 'gitlab-token-report.md'), encoding='utf-8') as handle:
             for line in handle.read().splitlines():
                 say('    ' + line)
+
+        heading('6. A GitLab server added in Mobb: the next run finds it, no inventory edited')
+        added = self.add_in_mobb()
+        say(f'  In Mobb, Integrations -> GitLab Server: {added.url} with a token of alice\'s ("entered-in-mobb").')
+        say(f'  The inventory plugin lists every GitLab server Mobb holds ({PLUGIN_INVENTORY}):')
+        completed, output, _log = self.command(['ansible-inventory', '-i', PLUGIN_INVENTORY, '--graph'], 'inventory')
+        expect(completed.returncode == 0, 'ansible-inventory failed')
+        graph = [line for line in completed.stdout.splitlines() if line.strip()]
+        for line in graph:
+            say('    ' + line)
+        listed = {line.strip(' |-') for line in graph if '--127.0.0.1:' in line}
+        expect(len(listed) == len(self.hosts) + 1, 'the plugin does not list every server Mobb holds')
+        code, lines = self.playbook('rotate', inventory=(PLUGIN_INVENTORY, 'mobb_gitlab_servers'))
+        expect(code == 0, 'the run with the plugin\'s inventory failed')
+        summary = lines[0].split(' - ', 1)[1] if lines else ''
+        expect(summary.startswith(f'{len(self.hosts) + 1} token(s) on {len(self.hosts) + 1} host(s): ')
+               and sorted(summary.split(': ', 1)[1].split(', ')) == ['created: 1', f'none: {len(self.hosts)}'],
+               'the next run did not keep the new server\'s token and leave the others alone')
+        connected, used = self.mobb_uses(added)
+        active = [t['id'] for t in added.tokens() if t['name'] == 'mobb-broker' and t['active']]
+        say(f'  {added.url}: Mobb connects with token {used}, the new mobb-broker token {active}.')
+        expect(connected and active == [used], 'Mobb does not use the new server\'s new token')
 
         heading('Secrets')
         secrets = self.secrets()

@@ -18,15 +18,19 @@ def test_the_demo_tells_its_story_and_leaves_no_secret(tmp_path):
                                env=environment, capture_output=True, text=True, timeout=600, check=False)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
-    steps = ['1. First run', '2. The daily run', '3. 24 days later', '4. The run that rotates', '5. The check']
+    steps = ['1. First run', '2. The daily run', '3. 24 days later', '4. The run that rotates', '5. The check',
+             '6. A GitLab server added in Mobb']
     positions = [output.index(step) for step in steps]
     assert positions == sorted(positions)
     assert 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): created: 3' in output
     assert 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): none: 3' in output
     assert 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): rotated: 3' in output
     assert 'GitLab token check - 3 token(s) on 3 host(s): ok: 3' in output
+    # The run with the inventory plugin's inventory: the server added in Mobb gets its token.
+    assert 'GitLab tokens kept for Mobb - 4 token(s) on 4 host(s): ' in output
     assert ', failed: 0' in output.split('Mobb connection checks during the run: ')[1].split('\n')[0]
     assert 'tokens and keys the servers issued appears in the output' in output
-    assert sorted(os.listdir(output_dir)) == ['1-rotate.log', '2-rotate.log', '3-rotate.log', '4-check.log', 'reports']
+    assert sorted(os.listdir(output_dir)) == ['1-rotate.log', '2-rotate.log', '3-rotate.log', '4-check.log',
+                                              '5-inventory.log', '6-rotate.log', 'reports']
     assert sorted(os.listdir(output_dir / 'reports')) == ['gitlab-token-report.json', 'gitlab-token-report.md']
     assert len(output.splitlines()) < 150, 'the demo should stay a few screens long'

@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: mobb.scm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: mobb_integrations
+short_description: The GitLab servers Mobb is integrated with, as an inventory
+version_added: 0.2.0
+description:
+  - Reads, with one Mobb API key and one request (Mobb's C(me) query), the GitLab Server integrations
+    Mobb holds for the key's user (SCM configs of type C(GitLab)) and the broker hosts of the user's
+    organizations, and makes one host per GitLab Server URL.
+  - A GitLab server added in Mobb's UI is in the inventory of the next run, with no inventory to edit.
+  - Each host carries the variables the C(mobb.scm.gitlab_token_rotation) role uses, so C(mobb.scm.rotate)
+    runs against it directly. The GitLab credentials (the token that manages Mobb's token) still come
+    from you - put a per-host lookup in C(group_vars/mobb_gitlab_servers.yml) beside this file (see
+    EXAMPLES), or a vaulted value, or let an AWX credential set E(GITLAB_TOKEN). A group_vars template is
+    evaluated only when a task uses it, so C(ansible-inventory --list) shows the template, not the token.
+  - O(compose) is evaluated when the inventory is read, so a lookup there puts its value in the
+    inventory (and C(ansible-inventory --list)); use it for settings, not for secrets.
+  - No token is read from Mobb (the stored token is never asked for), so no host variable, cache
+    entry or output holds one. The API key is never printed.
+  - The configuration file name must end with C(mobb_integrations.yml) or C(mobb_integrations.yaml).
+  - "Host names are the GitLab server's host name, with C(:port) when the port is not the scheme's
+    default (V(gitlab.example.com), V(gitlab.internal:8443)). Host variables:
+    C(gitlab_token_rotation_gitlab_url) (the URL, normalised: lower-case scheme and host, no default port,
+    no trailing slash), C(gitlab_token_rotation_mobb_api_url) (the Mobb API the server was read from),
+    C(mobb_scm_url) (the URL as Mobb stores it), C(mobb_scm_config_id), C(mobb_organization_id),
+    C(mobb_brokered) (whether Mobb reaches the server through its broker), C(mobb_broker_virtual_domain)
+    (the broker's virtual domain, or null), C(mobb_token_available) and C(mobb_token_last_update)
+    (when Mobb's token was last stored, ISO 8601, or null)."
+  - Groups - every host is in C(mobb_gitlab_servers); the brokered ones also in C(mobb_brokered).
+  - Host variables of the plugin beat C(group_vars) files; to point the role elsewhere for one server,
+    use C(host_vars/<host>.yml) or O(compose).
+author:
+  - mobb.scm maintainers (@mobb-dev)
+extends_documentation_fragment:
+  - mobb.scm.mobb
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+options:
+  plugin:
+    description: The name of this plugin; it marks the YAML file as this plugin's configuration.
+    required: true
+    type: str
+    choices: [mobb.scm.mobb_integrations]
+  api_url:
+    env:
+      - name: MOBB_API_URL
+  api_key:
+    description:
+      - Mobb API key, sent in the C(x-mobb-key) header.
+      - The hosts are the integrations of the key's user (Mobb's C(me.scmConfigs)); use the key the rotation
+        stores tokens with, of an Admin or Owner of the organization.
+      - If not set, the value of the E(MOBB_API_KEY) environment variable is used. One of them is required.
+      - Prefer the environment variable (an AWX credential injects it) or an Ansible Vault string
+        over a clear value in the file.
+    env:
+      - name: MOBB_API_KEY
+"""
+
+EXAMPLES = r"""
+# gitlab.mobb_integrations.yml: every GitLab server Mobb is integrated with.
+# MOBB_API_KEY (and MOBB_API_URL, for a Mobb other than the SaaS) come from the environment.
+#   ansible-inventory -i gitlab.mobb_integrations.yml --graph
+#   ansible-playbook mobb.scm.rotate -i gitlab.mobb_integrations.yml
+plugin: mobb.scm.mobb_integrations
+
+---
+# A single-tenant Mobb behind an internal CA, with settings composed per host and extra groups.
+plugin: mobb.scm.mobb_integrations
+api_url: https://mobb.internal.example/v1/graphql
+ca_path: /etc/pki/tls/certs/internal-ca.pem
+compose:
+  # Project tokens on the servers reached through the broker, personal tokens elsewhere.
+  gitlab_token_rotation_token_type: "'project' if mobb_brokered else 'personal'"
+keyed_groups:
+  # One group per Mobb organization: mobb_org_<id> (dashes become underscores).
+  - key: mobb_organization_id
+    prefix: mobb_org
+  # via_broker / via_direct
+  - key: "'broker' if mobb_brokered else 'direct'"
+    prefix: via
+groups:
+  # The servers for which Mobb holds no token.
+  needs_attention: not mobb_token_available
+# Mobb's answer is kept for an hour in a JSON file (it holds no secret).
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/mobb-inventory
+cache_timeout: 3600
+
+# group_vars/mobb_gitlab_servers.yml, beside the configuration: the GitLab token of each
+# server from an environment variable named after it (GITLAB_TOKEN_GITLAB_EXAMPLE_COM for
+# gitlab.example.com), read only when the rotation runs; or one vaulted token for all.
+#
+#   gitlab_token_rotation_user: mobb-bot
+#   gitlab_token_rotation_gitlab_api_token: >-
+#     {{ lookup('ansible.builtin.env', 'GITLAB_TOKEN_'
+#        ~ (inventory_hostname | regex_replace('[^A-Za-z0-9]', '_') | upper)) }}
+"""
+
+from urllib.parse import urlsplit
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
+    MobbClient,
+    MobbError,
+    MobbOptionError,
+    broker_host_for,
+    normalize_scm_url,
+)
+
+ALL_GROUP = 'mobb_gitlab_servers'
+BROKERED_GROUP = 'mobb_brokered'
+CACHE_VERSION = 1
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+
+    NAME = 'mobb.scm.mobb_integrations'
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(('mobb_integrations.yml', 'mobb_integrations.yaml'))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option('cache') and cache
+        update_cache = self.get_option('cache') and not cache
+        servers = None
+        if use_cache:
+            try:
+                cached = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+            else:
+                if isinstance(cached, dict) and cached.get('version') == CACHE_VERSION:
+                    servers = cached['servers']
+                else:
+                    update_cache = True
+        if servers is None:
+            servers = self._read_mobb()
+        if update_cache:
+            self._cache[cache_key] = {'version': CACHE_VERSION, 'servers': servers}
+        self._populate(servers)
+
+    def _read_mobb(self):
+        """The GitLab servers of the key's Mobb user, as host records (no secret in them)."""
+        try:
+            with MobbClient(
+                api_url=self.get_option('api_url'),
+                api_key=self.get_option('api_key'),
+                validate_certs=self.get_option('validate_certs'),
+                ca_path=self.get_option('ca_path'),
+                timeout=self.get_option('timeout'),
+                retries=self.get_option('retries'),
+                warn=self.display.warning,
+            ) as client:
+                me = client.me()
+                api_url = client.api_url
+        except MobbError as exc:
+            request = ' (request id %s)' % exc.request_id if exc.request_id else ''
+            raise AnsibleParserError('mobb.scm.mobb_integrations: %s%s' % (exc, request)) from None
+        return servers_from_me(me, api_url, self.display.warning)
+
+    def _populate(self, servers):
+        self.inventory.add_group(ALL_GROUP)
+        self.inventory.add_group(BROKERED_GROUP)
+        strict = self.get_option('strict')
+        for server in servers:
+            name = server['name']
+            self.inventory.add_host(name, group=ALL_GROUP)
+            if server['vars']['mobb_brokered']:
+                self.inventory.add_host(name, group=BROKERED_GROUP)
+            for key, value in server['vars'].items():
+                self.inventory.set_variable(name, key, value)
+            host_vars = self.inventory.get_host(name).get_vars()
+            self._set_composite_vars(self.get_option('compose'), host_vars, name, strict=strict)
+            host_vars = self.inventory.get_host(name).get_vars()
+            self._add_host_to_composed_groups(self.get_option('groups'), host_vars, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option('keyed_groups'), host_vars, name, strict=strict)
+
+
+def servers_from_me(me, api_url, warn):
+    """[{name, vars}] sorted by name: one per GitLab Server URL among ``me.scmConfigs``.
+
+    Several configs for one URL (other ``scmOrg`` values) make one host, described by the
+    config without an org, else the most recently updated one."""
+    by_url = {}
+    for config in me.get('scmConfigs') or []:
+        if not isinstance(config, dict) or (config.get('scmType') or '').lower() != 'gitlab':
+            continue
+        try:
+            url = normalize_scm_url(config.get('scmUrl'))
+        except MobbOptionError:
+            warn('mobb.scm.mobb_integrations: skipped the GitLab integration %s: its URL %r is not an http(s) URL'
+                 % (config.get('id'), config.get('scmUrl')))
+            continue
+        by_url.setdefault(url, []).append(config)
+    servers = []
+    for url, configs in by_url.items():
+        configs.sort(key=lambda c: c.get('tokenLastUpdate') or '', reverse=True)
+        configs.sort(key=lambda c: bool(c.get('scmOrg')))
+        config = configs[0]
+        broker = broker_host_for(me, url)
+        parts = urlsplit(url)
+        servers.append({'name': parts.netloc, 'vars': {
+            'gitlab_token_rotation_gitlab_url': url,
+            'gitlab_token_rotation_mobb_api_url': api_url,
+            'mobb_scm_url': config.get('scmUrl'),
+            'mobb_scm_config_id': config.get('id'),
+            'mobb_organization_id': config.get('orgId'),
+            'mobb_brokered': broker is not None,
+            'mobb_broker_virtual_domain': broker.get('virtualDomain') if broker else None,
+            'mobb_token_available': bool(config.get('isTokenAvailable')),
+            'mobb_token_last_update': config.get('tokenLastUpdate'),
+        }})
+    return sorted(servers, key=lambda server: server['name'])

@@ -1,0 +1,167 @@
+"""The inventory plugin mobb.scm.mobb_integrations as users run it: ``ansible-inventory -i
+<config> --graph`` and ``--list`` against the local Mobb, and ``mobb.scm.rotate`` against
+the inventory it makes, with the GitLab admin token supplied by the pattern the plugin's
+documentation shows: a per-host lookup in group_vars, templated only when a task uses it,
+so ansible-inventory --list shows the template, never the token. Every run is checked for
+leaks."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rotation_fleet import Fleet, host
+
+BIN = os.path.dirname(sys.executable)
+STORE = ('mutation store($url: String!, $token: String!) { updateScmToken(scmType: "GitLab", url: $url, '
+         'token: $token) { __typename } }')
+# The GitLab admin token of each host, from an environment variable named after it, as a
+# secret store or an AWX credential would provide it.
+TOKEN_LOOKUP = ("{{ lookup('ansible.builtin.env', 'GITLAB_TOKEN_' ~ "
+                "(inventory_hostname | regex_replace('[^A-Za-z0-9]', '_') | upper)) }}")
+
+
+def token_variable(name):
+    return 'GITLAB_TOKEN_' + re.sub('[^A-Za-z0-9]', '_', name).upper()
+
+
+@pytest.fixture
+def fleet(run_playbook, mobb, gitlab_hub, tmp_path):
+    gitlabs = gitlab_hub.new_instances(2)
+    fleet = Fleet(run_playbook, mobb, gitlabs, tmp_path, brokered=[gitlabs[1]])
+    yield fleet
+    for instance in gitlabs:
+        gitlab_hub.remove_instance(instance)
+
+
+def add_in_mobb(fleet, gitlab):
+    """What a user does in Mobb's UI: store a token of alice's for this GitLab server."""
+    token = gitlab.seed(tokens=[{'kind': 'personal', 'user': 'alice', 'name': 'set-in-mobb-ui'}])['tokens'][0]['token']
+    answer = fleet.mobb.graphql(STORE, {'url': gitlab.url, 'token': token}, api_key=fleet.api_key).json()
+    assert answer['data']['updateScmToken']['__typename'] == 'ScmAccessTokenUpdateSuccess', answer
+
+
+@pytest.fixture
+def config(fleet, tmp_path):
+    """The plugin's configuration, and group_vars for its group beside it (no secret in either)."""
+    directory = tmp_path / 'inventory'
+    (directory / 'group_vars').mkdir(parents=True)
+    path = directory / 'gitlab.mobb_integrations.yml'
+    path.write_text(yaml.safe_dump({
+        'plugin': 'mobb.scm.mobb_integrations',
+        'api_url': fleet.mobb.graphql_url,
+        'compose': {'gitlab_token_rotation_verify_delay': '0'},
+        'keyed_groups': [{'key': "'broker' if mobb_brokered else 'direct'", 'prefix': 'via'}],
+    }))
+    (directory / 'group_vars' / 'mobb_gitlab_servers.yml').write_text(yaml.safe_dump({
+        'gitlab_token_rotation_user': 'alice', 'gitlab_token_rotation_gitlab_api_token': TOKEN_LOOKUP}))
+    return path
+
+
+def ansible_inventory(fleet, *args, env=None):
+    environment = dict(os.environ, **fleet.env(env))
+    environment.update({'ANSIBLE_COLLECTIONS_PATH': os.path.join(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))), '.cache', 'collections'), 'ANSIBLE_NOCOLOR': '1'})
+    completed = subprocess.run([os.path.join(BIN, 'ansible-inventory')] + list(args), env=environment,
+                               capture_output=True, text=True, check=False, timeout=120)
+    output = completed.stdout + completed.stderr
+    leaked = [secret for secret in fleet.secrets() if secret in output]
+    assert not leaked, f'{len(leaked)} secret(s) in the output of ansible-inventory'
+    return completed
+
+
+def graph_groups(text):
+    """{group: [hosts]} of ansible-inventory --graph's output (one level of groups)."""
+    groups, current = {}, None
+    for line in text.splitlines():
+        name = line.strip(' |-')
+        if name.startswith('@'):
+            current = name[1:].rstrip(':')
+            groups[current] = []
+        elif name:
+            groups[current].append(name)
+    return groups
+
+
+def names(fleet):
+    return [host(gitlab.url) for gitlab in fleet.gitlabs]
+
+
+def test_graph_and_list_show_the_fleet_mobb_knows_without_a_secret(fleet, config):
+    for gitlab in fleet.gitlabs:
+        add_in_mobb(fleet, gitlab)
+    direct, brokered = names(fleet)
+    graph = ansible_inventory(fleet, '-i', str(config), '--graph')
+    assert graph.returncode == 0, graph.stderr
+    assert graph_groups(graph.stdout) == {
+        'all': [], 'ungrouped': [], 'mobb_gitlab_servers': sorted([direct, brokered]),
+        'mobb_brokered': [brokered], 'via_direct': [direct], 'via_broker': [brokered]}, graph.stdout
+    env = {token_variable(name): gitlab.admin_token for name, gitlab in zip(names(fleet), fleet.gitlabs)}
+    listed = ansible_inventory(fleet, '-i', str(config), '--list', '--yaml', env=env)
+    assert listed.returncode == 0, listed.stderr
+    document = yaml.safe_load(listed.stdout)
+    onprem = document['all']['children']['mobb_gitlab_servers']['hosts'][brokered]
+    assert onprem['gitlab_token_rotation_gitlab_url'] == fleet.gitlabs[1].url
+    assert onprem['mobb_brokered'] is True and onprem['mobb_broker_virtual_domain'] == f'vd-{fleet.gitlabs[1].name}'
+    assert onprem['gitlab_token_rotation_verify_delay'] == 0  # compose
+    # group_vars beside the configuration: --list shows the lookup, not the token it finds.
+    assert onprem['gitlab_token_rotation_user'] == 'alice'
+    assert onprem['gitlab_token_rotation_gitlab_api_token'] == TOKEN_LOOKUP
+
+
+def test_a_bad_key_is_a_clear_error(fleet, config):
+    failed = ansible_inventory(fleet, '-i', str(config), '--graph',
+                               env={'MOBB_API_KEY': 'not-the-key', 'ANSIBLE_INVENTORY_UNPARSED_FAILED': 'true'})
+    assert failed.returncode != 0
+    assert 'mobb.scm.mobb_integrations: Mobb refused the API key (access-denied' in failed.stderr
+    assert 'not-the-key' not in failed.stdout + failed.stderr
+
+
+def test_rotate_runs_against_the_plugins_inventory_and_picks_up_a_server_added_in_mobb(fleet, config):
+    add_in_mobb(fleet, fleet.gitlabs[0])
+    env = {token_variable(host(gitlab.url)): gitlab.admin_token for gitlab in fleet.gitlabs}
+
+    def rotate():
+        return fleet.run([{'import_playbook': 'mobb.scm.rotate'}], args=['-i', str(config), '-f', '2'],
+                         extra_vars={'mobb_scm_hosts': 'mobb_gitlab_servers'}, env=env)
+
+    first = rotate()
+    assert first.rc == 0, first.output[-4000:]
+    report = first.task('mobb.scm.gitlab_token_rotation : Show the report')['msg']
+    assert report[0].endswith('1 token(s) on 1 host(s): created: 1'), report
+    assert fleet.mobb_uses(0) == (True, fleet.active(0)[0]['id'])
+
+    add_in_mobb(fleet, fleet.gitlabs[1])  # a new server in Mobb, through its broker
+    second = rotate()
+    assert second.rc == 0, second.output[-4000:]
+    report = second.task('mobb.scm.gitlab_token_rotation : Show the report')['msg']
+    summary = report[0].split(' - ', 1)[1]
+    assert summary in ('2 token(s) on 2 host(s): none: 1, created: 1',
+                       '2 token(s) on 2 host(s): created: 1, none: 1'), report
+    assert fleet.mobb_uses(1) == (True, fleet.active(1)[0]['id'])
+
+
+def test_the_awx_inventory_source_of_docs_awx_md(fleet, tmp_path):
+    """docs/awx.md's plugin configuration and group_vars, with the environment its Mobb
+    credential type injects, as AWX's inventory update runs them."""
+    from awx_docs import injected_environment, raw_yaml_blocks
+
+    add_in_mobb(fleet, fleet.gitlabs[0])
+    blocks = {block.split('\n', 1)[0][2:].strip(): block for block in raw_yaml_blocks() if block.startswith('# inventory/')}
+    for name, block in blocks.items():
+        path = tmp_path / 'project' / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(block)
+    environment = injected_environment({
+        'GitLab token manager (mobb.scm)': {'gitlab_token': fleet.gitlabs[0].admin_token},
+        'Mobb API key (mobb.scm)': {'mobb_api_url': fleet.mobb.graphql_url, 'mobb_api_key': fleet.api_key}})
+    listed = ansible_inventory(fleet, '-i', str(tmp_path / 'project' / 'inventory' / 'gitlab.mobb_integrations.yml'),
+                               '--list', '--yaml', env=environment)
+    assert listed.returncode == 0, listed.stderr
+    servers = yaml.safe_load(listed.stdout)['all']['children']['mobb_gitlab_servers']['hosts']
+    assert list(servers) == [host(fleet.gitlabs[0].url)]
+    assert servers[host(fleet.gitlabs[0].url)]['gitlab_token_rotation_user'] == 'mobb-bot'
