@@ -16,7 +16,7 @@ description:
     does), because C(me) is then read on its own.
   - By default the check goes through Mobb's GraphQL API (O(api_url)). With O(rest_url), it goes
     through Mobb's REST endpoint for the check instead, and C(me) (the stored integration and broker)
-    is still read through GraphQL: two requests.
+    is still read through GraphQL, in a second request.
   - Mobb is asked about O(scm_url) normalised (scheme and host lowercased, default port, trailing
     slashes and a trailing C(/api/v4) dropped), the spelling M(mobb.scm.mobb_integration) gives a new
     integration and the GitLab modules use.

@@ -168,7 +168,7 @@ def test_check_and_rotate_write_metrics_for_the_textfile_collector(fleet, invent
     parsed = metric_samples(metrics)
     keys = [(f'gitlab{index}.example', LABELS[index]) for index in range(3)]
     assert parsed['mobb_scm_token_remaining_days'] == dict.fromkeys(keys, 12)
-    expiry = {key: value for key, value in parsed['mobb_scm_token_expiry_timestamp_seconds'].items()}
+    expiry = parsed['mobb_scm_token_expiry_timestamp_seconds']
     assert set(expiry) == set(keys) and len(set(expiry.values())) == 1
     assert parsed['mobb_scm_connected'] == {keys[0]: 1, keys[1]: 1, keys[2]: 0}
     assert parsed['mobb_scm_holds_managed_token'] == dict.fromkeys(keys, 1)
