@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 # What a result of the action keeps in the role's results (never a secret).
 RECORD_KEYS = (
@@ -116,6 +117,117 @@ def token_report_markdown(report):
     return '\n'.join(lines) + '\n'
 
 
+# The OpenMetrics families token_metrics writes, in order: (name, unit, help). Every one is a
+# gauge labelled by host, token (the result's label: type, owner and name, one per kept
+# token) and token_type, except the run's own last success time, which has no labels.
+METRIC_PREFIX = 'mobb_scm_'
+_METRICS = (
+    ('token_expiry_timestamp_seconds', 'seconds',
+     'When the kept GitLab token expires: 00:00 UTC on its expires_at date, when GitLab stops accepting it.'),
+    ('token_remaining_days', 'days',
+     'Whole days until the kept token expires, as the role counts them (its days_left).'),
+    ('connected', None,
+     '1 when Mobb reaches the GitLab server with the token it stores (its connection check), else 0.'),
+    ('holds_managed_token', None,
+     '1 when the token Mobb holds is the kept token (GitLab identified it), else 0: another token, a dead one, '
+     'none, or unproven.'),
+    ('token_last_update_timestamp_seconds', 'seconds',
+     "When Mobb's stored token was last updated (Mobb's tokenLastUpdate): the last rotation that reached Mobb, "
+     'or any other store of a token for this server.'),
+    ('token_failed', None,
+     '1 when this run could not keep (or check) the token; the report and the task result say why.'),
+)
+LAST_SUCCESS = 'last_success_timestamp_seconds'
+_LAST_SUCCESS_HELP = ('When a run last ended with no token failed (this run, or the value the previous file '
+                      'held when this run failed).')
+_LAST_SUCCESS_LINE = re.compile(r'^%s%s(?:\{\})? +([0-9.eE+-]+)\s*$' % (METRIC_PREFIX, LAST_SUCCESS), re.M)
+
+
+def _escape_label(value):
+    return str(value).replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return '1' if value else '0'
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _epoch(text):
+    """Seconds since the epoch of an ISO date (00:00 UTC) or time (naive: UTC); None if unreadable."""
+    if not text:
+        return None
+    text = str(text).strip()
+    try:
+        if len(text) == 10:
+            moment = datetime.datetime.strptime(text, '%Y-%m-%d')
+        else:
+            moment = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def _token_values(row):
+    """This row's value of each family in _METRICS (None: no sample)."""
+    mobb_token = row.get('mobb_token') or {}
+    identity = mobb_token.get('identity')
+    connected = row.get('connected')
+    return {
+        'token_expiry_timestamp_seconds': _epoch(row.get('expires_at')),
+        'token_remaining_days': row.get('days_left'),
+        'connected': None if connected is None else bool(connected),
+        'holds_managed_token': None if identity is None else identity == 'managed',
+        'token_last_update_timestamp_seconds': _epoch(row.get('token_last_update')
+                                                      or mobb_token.get('token_last_update')),
+        'token_failed': bool(row.get('failed')),
+    }
+
+
+def token_metrics(report, previous=None):
+    """``report`` (token_report's dict) as OpenMetrics text for node_exporter's textfile
+    collector, which reads it as Prometheus text (``# UNIT`` and ``# EOF`` are comments there).
+
+    Labels are the host, the token's label and its type: never a token id, value or
+    fingerprint. ``previous`` is the file this one replaces (its text, or empty): when a
+    token failed in this run, its last success time is carried over from it.
+    """
+    rows = report.get('tokens') or []
+    families = []
+    for name, unit, help_text in _METRICS:
+        samples = []
+        for row in rows:
+            value = _token_values(row)[name]
+            if value is None:
+                continue
+            labels = (('host', row.get('host')), ('token', row.get('label')), ('token_type', row.get('token_type')))
+            samples.append('%s%s{%s} %s' % (METRIC_PREFIX, name, ','.join(
+                '%s="%s"' % (key, _escape_label(label or '')) for key, label in labels), _number(value)))
+        if samples:
+            families.append((name, unit, help_text, samples))
+    if not any(row.get('failed') for row in rows):
+        last_success = _epoch(report.get('generated_at'))
+    else:
+        match = _LAST_SUCCESS_LINE.search(previous or '')
+        last_success = float(match.group(1)) if match else None
+    if last_success is not None:
+        families.append((LAST_SUCCESS, 'seconds', _LAST_SUCCESS_HELP,
+                         ['%s%s %s' % (METRIC_PREFIX, LAST_SUCCESS, _number(last_success))]))
+    lines = []
+    for name, unit, help_text, samples in families:
+        lines.append('# TYPE %s%s gauge' % (METRIC_PREFIX, name))
+        if unit:
+            lines.append('# UNIT %s%s %s' % (METRIC_PREFIX, name, unit))
+        lines.append('# HELP %s%s %s' % (METRIC_PREFIX, name, help_text))
+        lines.extend(samples)
+    lines.append('# EOF')
+    return '\n'.join(lines) + '\n'
+
+
 class FilterModule:
 
     def filters(self):
@@ -126,4 +238,5 @@ class FilterModule:
             'token_report': token_report,
             'token_report_text': token_report_text,
             'token_report_markdown': token_report_markdown,
+            'token_metrics': token_metrics,
         }

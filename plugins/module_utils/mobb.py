@@ -3,6 +3,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Mobb GraphQL client shared by the mobb.scm Mobb modules.
 
+The connection check can instead go to Mobb's REST endpoint for it (``rest_url``: a Hasura
+RESTified endpoint, ``GET`` with ``scmUrl`` as a query parameter, the same ``x-mobb-key``,
+the query's ``data`` without the GraphQL envelope); everything else is GraphQL.
+
 One ``requests.Session`` per module run. Every failure becomes a ``MobbError`` whose text
 is one line without any secret (the API key, a token sent or a stored token read); only a
 module's ``main()`` turns it into ``fail_json``.
@@ -59,6 +63,11 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 DEFAULT_API_URL = 'https://api.mobb.ai/v1/graphql'
+# Mobb's REST path for the connection check is not public (it is in Mobb's API docs).
+REST_URL_EXAMPLE = 'https://api.mobb.ai/api/rest/<path from Mobb\'s API docs>'
+REST_CHECK_OPERATION = 'checkScmConnectionStatus'
+# Hasura codes that mean the request itself is wrong, not that Mobb is disconnected.
+_REST_WRONG_ENDPOINT_CODES = ('not-found', 'method-not-allowed')
 # Seconds before retry n (1-based): BACKOFF_SECONDS * 2 ** (n - 1), i.e. 0.5, 1, 2, 4, ...
 BACKOFF_SECONDS = 0.5
 TRANSIENT_STATUSES = (502, 503, 504)
@@ -367,10 +376,12 @@ def _proxy_page_phrase(response):
 class MobbClient:
     """Mobb's GraphQL API over one requests.Session."""
 
-    def __init__(self, api_url, api_key, validate_certs=True, ca_path=None, timeout=30, retries=3, warn=None):
+    def __init__(self, api_url, api_key, validate_certs=True, ca_path=None, timeout=30, retries=3, warn=None,
+                 rest_url=None):
         if not HAS_REQUESTS:
             raise MobbOptionError(missing_required_lib('requests'))
         parts = _parse_http_url(api_url, 'api_url', example=DEFAULT_API_URL)
+        rest_parts = _parse_http_url(rest_url, 'rest_url', example=REST_URL_EXAMPLE) if rest_url else None
         if not api_key or not api_key.strip():
             raise MobbOptionError('api_key is not set: give api_key or set MOBB_API_KEY to a Mobb API key')
         if timeout is None or timeout <= 0:
@@ -381,6 +392,9 @@ class MobbClient:
             raise MobbOptionError('ca_path %s is not a file: give the PEM bundle of the CA that signed the Mobb '
                                   "API's certificate" % ca_path)
         self.api_url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, parts.query, ''))
+        # Mobb's REST endpoint for the connection check; None: the check goes through GraphQL.
+        self.rest_url = urlunsplit((rest_parts.scheme.lower(), rest_parts.netloc, rest_parts.path,
+                                    rest_parts.query, '')) if rest_parts else None
         self._api_key = api_key.strip()
         # Every secret this client sent or read (the key, tokens given, stored tokens read):
         # none of them may appear in a message.
@@ -457,10 +471,14 @@ class MobbClient:
 
         Returns {connected, message, me}: "not connected" is an answer, not an error; a
         refused key, a schema mismatch or an unreachable API still raise. With with_tokens,
-        ``me.scmConfigs`` carry the stored ``token`` (null where Mobb does not return it),
-        read in the same request. One request, or two when the check fails and Mobb answers
-        without partial data.
+        ``me.scmConfigs`` carry the stored ``token`` (null where Mobb does not return it).
+        Through GraphQL: one request, or two when the check fails and Mobb answers without
+        partial data. With ``rest_url``: the check through REST, then ``me`` through GraphQL.
         """
+        if self.rest_url:
+            answer = self.rest_connection_status(scm_url)
+            answer['me'] = self.me(with_tokens=with_tokens)
+            return answer
         variables = {'scmUrl': scm_url}
         document = CONNECTION_STATUS_WITH_TOKENS_QUERY if with_tokens else CONNECTION_STATUS_QUERY
         payload = self._post('checkScmConnectionStatus', document, variables)
@@ -487,6 +505,81 @@ class MobbClient:
             message = None
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
 
+    def rest_connection_status(self, scm_url):
+        """Mobb's connection check for scm_url through its REST endpoint (``rest_url``):
+        {connected, message}. Retried as a query; "not connected" is an answer, a refused
+        key, a wrong endpoint or an unreachable API raise."""
+        if not self.rest_url:
+            raise MobbOptionError('rest_url is not set: give the URL of Mobb\'s REST endpoint that checks the SCM '
+                                  "connection status, from Mobb's API docs")
+        request_id = self.last_request_id = str(uuid.uuid4())
+
+        def send():
+            # No redirects: requests would resend x-mobb-key to whatever host they name.
+            return self._session.get(self.rest_url, params={'scmUrl': scm_url}, timeout=self._timeout,
+                                     verify=self._verify, allow_redirects=False,
+                                     headers={'x-hasura-request-id': request_id})
+
+        response, budget = self._send(REST_CHECK_OPERATION, self.rest_url, False, request_id, send)
+        return self._decode_rest(response, scm_url, request_id, budget)
+
+    def _decode_rest(self, response, scm_url, request_id, budget):
+        """A Hasura REST answer: the query's data, or ``{"path", "error", "code"}`` (or GraphQL
+        ``errors``) for a failure."""
+        url = self.rest_url
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        status = response.status_code
+        errors = None
+        if isinstance(payload, dict) and payload.get('errors'):
+            errors = payload['errors'] if isinstance(payload['errors'], list) else [payload['errors']]
+        elif isinstance(payload, dict) and status != 200 and ('error' in payload or 'code' in payload):
+            errors = [{'message': payload.get('error'), 'extensions': {'code': payload.get('code')}}]
+        if errors:
+            for error in errors:
+                code = _error_code(error)
+                if code == 'access-denied':
+                    raise self._graphql_error([error], REST_CHECK_OPERATION)
+                if code == 'validation-failed' or code in _REST_WRONG_ENDPOINT_CODES:
+                    detail = _one_line(_error_message(error), self._secrets)
+                    raise MobbSchemaMismatchError(
+                        "the Mobb REST endpoint at %s refused the connection check (HTTP %d, %s: %s): rest_url must "
+                        "be Mobb's REST endpoint that checks the SCM connection status (from Mobb's API docs), "
+                        'which takes scmUrl' % (url, status, code, detail), code, request_id)
+            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+            return {'connected': False, 'message': message}
+        if status in TRANSIENT_STATUSES:
+            raise MobbRequestError('Mobb REST endpoint at %s still answered HTTP %d after %d retries: try again later'
+                                   % (url, status, budget.used), request_id)
+        if 300 <= status < 400:
+            raise MobbRequestError('Mobb REST endpoint at %s redirects to %s (HTTP %d): set rest_url to the final URL'
+                                   % (url, response.headers.get('Location') or 'nowhere', status), request_id)
+        if status in (401, 403):
+            raise MobbAccessDeniedError('Mobb REST endpoint at %s refused the request with HTTP %d: check api_key or '
+                                        'MOBB_API_KEY' % (url, status), request_id=request_id)
+        if status in (404, 405):
+            raise MobbRequestError("no Mobb REST endpoint at %s (HTTP %d): rest_url must be the full URL of Mobb's "
+                                   "REST endpoint that checks the SCM connection status, from Mobb's API docs"
+                                   % (url, status), request_id)
+        if status != 200:
+            raise MobbRequestError('Mobb REST endpoint at %s answered %s with HTTP %d %s'
+                                   % (url, REST_CHECK_OPERATION, status, response.reason or ''), request_id)
+        if not isinstance(payload, dict):
+            content_type = response.headers.get('Content-Type') or 'no content type'
+            raise MobbRequestError("Mobb REST endpoint at %s answered with %s, not JSON: rest_url must be Mobb's REST "
+                                   'endpoint that checks the SCM connection status' % (url, content_type), request_id)
+        result = payload.get(REST_CHECK_OPERATION)
+        state = result.get('status') if isinstance(result, dict) else None
+        if state is None:
+            message = 'Mobb returned no connection status for %s' % scm_url
+        elif state != 'OK':
+            message = 'Mobb reports connection status %s for %s' % (state, scm_url)
+        else:
+            message = None
+        return {'connected': state == 'OK', 'message': message}
+
     def _require_me(self, me):
         if not isinstance(me, dict):
             raise MobbAccessDeniedError('Mobb returned no user for this API key: check api_key or MOBB_API_KEY',
@@ -505,7 +598,7 @@ class MobbClient:
     def _retry_policy(self, budget, mutation):
         """urllib3's retries for one POST, charged to the call's budget."""
         policy = dict(budget=budget, total=budget.remaining, other=0, redirect=0,
-                      allowed_methods=frozenset(['POST']), raise_on_status=False, respect_retry_after_header=False)
+                      allowed_methods=frozenset(['POST', 'GET']), raise_on_status=False, respect_retry_after_header=False)
         if mutation:
             # Only a connection that could not be opened proves that Mobb never saw the
             # mutation; after a timeout, a dropped connection or a 5xx it may have landed.
@@ -520,22 +613,31 @@ class MobbClient:
         request_id = self.last_request_id = str(uuid.uuid4())
         mutation = _is_mutation(document)
         body = {'query': document, 'variables': variables or {}, 'operationName': operation}
-        budget = _RetryBudget(self._retries, self.api_url, self._warn)
+
+        def send():
+            # No redirects: requests would resend x-mobb-key to whatever host they name.
+            return self._session.post(self.api_url, json=body, timeout=self._timeout, verify=self._verify,
+                                      allow_redirects=False, headers={'x-hasura-request-id': request_id})
+
+        response, budget = self._send(operation, self.api_url, mutation, request_id, send)
+        return self._decode(response, operation, request_id, budget, mutation)
+
+    def _send(self, operation, url, mutation, request_id, send):
+        """Call ``send()`` (one request to ``url``) under the retry policy; return the response
+        that ends the retries and the budget it spent. Shared by GraphQL and the REST check."""
+        budget = _RetryBudget(self._retries, url, self._warn)
         while True:
-            # Retries inside this one POST are charged to the same budget as the proxy-page loop.
+            # Retries inside this one request are charged to the same budget as the proxy-page loop.
             self._adapter.max_retries = self._retry_policy(budget, mutation)
             try:
-                # No redirects: requests would resend x-mobb-key to whatever host they name.
-                response = self._session.post(
-                    self.api_url, json=body, timeout=self._timeout, verify=self._verify,
-                    allow_redirects=False, headers={'x-hasura-request-id': request_id})
+                response = send()
             except requests.exceptions.RequestException as exc:
-                raise self._request_error(exc, budget, operation, mutation) from exc
+                raise self._request_error(exc, budget, operation, mutation, url) from exc
             if response.status_code == 200:
                 phrase = _proxy_page_phrase(response)
                 if phrase and mutation:
                     raise self._unknown_outcome(operation, 'the Mobb API at %s answered %s with a proxy page saying "%s"'
-                                                % (self.api_url, operation, phrase))
+                                                % (url, operation, phrase))
                 if phrase and budget.remaining > 0:
                     budget.spend('HTTP 200 with a proxy page saying "%s"' % phrase)
                     time.sleep(budget.delay())
@@ -544,8 +646,8 @@ class MobbClient:
                     raise MobbRequestError(
                         'Mobb API at %s still answered with a proxy page saying "%s" after %d retries: '
                         'Mobb or a proxy in front of it is unavailable, try again later'
-                        % (self.api_url, phrase, budget.used), request_id)
-            return self._decode(response, operation, request_id, budget, mutation)
+                        % (url, phrase, budget.used), request_id)
+            return response, budget
 
     def _decode(self, response, operation, request_id, budget, mutation):
         try:
@@ -582,26 +684,28 @@ class MobbClient:
                                    'GraphQL URL, such as %s' % (self.api_url, content_type, DEFAULT_API_URL), request_id)
         return payload
 
-    def _request_error(self, exc, budget, operation, mutation):
+    def _request_error(self, exc, budget, operation, mutation, url=None):
+        url = url or self.api_url
+        option = 'api_url' if url == self.api_url else 'rest_url'
         after = ' after %d retries' % budget.used if budget.used else ''
         reason = _transport_reason(exc)
         if mutation and not _never_sent(exc):
             if _is_timeout(exc):
                 return self._unknown_outcome(operation, 'the Mobb API at %s did not answer %s within %s s'
-                                             % (self.api_url, operation, self._timeout))
+                                             % (url, operation, self._timeout))
             return self._unknown_outcome(operation, 'the connection to the Mobb API at %s failed while %s was sent '
-                                                    'or answered (%s)' % (self.api_url, operation, reason))
+                                                    'or answered (%s)' % (url, operation, reason))
         if isinstance(exc, requests.exceptions.SSLError):
             return MobbRequestError('TLS verification of the Mobb API at %s failed (%s): set ca_path to the CA '
-                                    'bundle that signed its certificate' % (self.api_url, reason))
+                                    'bundle that signed its certificate' % (url, reason))
         if isinstance(exc, requests.exceptions.ProxyError):
             return MobbRequestError('the proxy for %s failed%s (%s): check HTTPS_PROXY and NO_PROXY'
-                                    % (self.api_url, after, reason))
+                                    % (url, after, reason))
         if _is_timeout(exc):
-            return MobbRequestError('the Mobb API at %s did not answer within %s s%s: check api_url and the '
-                                    'network, or raise timeout' % (self.api_url, self._timeout, after))
-        return MobbRequestError('cannot reach the Mobb API at %s%s (%s): check api_url and the network'
-                                % (self.api_url, after, reason))
+            return MobbRequestError('the Mobb API at %s did not answer within %s s%s: check %s and the '
+                                    'network, or raise timeout' % (url, self._timeout, after, option))
+        return MobbRequestError('cannot reach the Mobb API at %s%s (%s): check %s and the network'
+                                % (url, after, reason, option))
 
     def _unknown_outcome(self, operation, cause):
         """The error for a mutation that may have reached Mobb: its outcome is not known."""
@@ -693,4 +797,6 @@ class MobbModule(AnsibleModule):
             timeout=self.params['timeout'],
             retries=self.params['retries'],
             warn=self.warn,
+            # Only the modules that take rest_url (mobb_connection_info) check through REST.
+            rest_url=self.params.get('rest_url'),
         )

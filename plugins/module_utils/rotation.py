@@ -81,6 +81,7 @@ ARGUMENT_SPEC = dict(
     mobb_validate_certs=dict(type='bool', default=True),
     mobb_ca_path=dict(type='path'),
     mobb_timeout=dict(type='int', default=30),
+    mobb_rest_url=dict(type='str'),
     mobb_scm_url=dict(type='str'),
     token_type=dict(type='str', default='personal', choices=list(TOKEN_TYPES)),
     token_name=dict(type='str', default='mobb-broker', no_log=False),
@@ -370,7 +371,10 @@ class Rotation:
                 api_url=params['mobb_api_url'] or environ.get('MOBB_API_URL') or DEFAULT_API_URL,
                 api_key=params['mobb_api_key'] or environ.get('MOBB_API_KEY'),
                 validate_certs=params['mobb_validate_certs'], ca_path=params['mobb_ca_path'],
-                timeout=params['mobb_timeout'], retries=RETRIES, warn=warn)
+                timeout=params['mobb_timeout'], retries=RETRIES, warn=warn,
+                # The connection check through Mobb's REST endpoint when given: a choice of the
+                # client, so read and verify ask the same way.
+                rest_url=params.get('mobb_rest_url'))
         except (GitLabModuleError, MobbError) as error:
             settings.problems.append(str(error))
             return cls(settings, None, None, None, check_mode=check_mode, warn=warn)

@@ -91,6 +91,16 @@ options:
     description: Seconds to wait for each Mobb answer.
     type: int
     default: 30
+  mobb_rest_url:
+    description:
+      - Full URL of Mobb's REST endpoint that checks the SCM connection status (a Hasura REST endpoint under
+        C(/api/rest/) on the host of O(mobb_api_url)). Its path is not public; take it from Mobb's API docs.
+      - When set, the read and verify steps ask this endpoint whether Mobb connects (a C(GET) with the SCM URL
+        as the C(scmUrl) query parameter and the same C(x-mobb-key) header); which token Mobb stores is still
+        read through GraphQL, and the token is still stored through GraphQL.
+      - Unset (the default), Mobb's connection check goes through GraphQL at O(mobb_api_url).
+    type: str
+    version_added: 0.2.0
   mobb_scm_url:
     description:
       - The GitLab URL as Mobb's integration knows it, when the controller reaches GitLab at another address.

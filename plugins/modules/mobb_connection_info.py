@@ -14,6 +14,9 @@ description:
     Mobb stores for it and whether Mobb reaches it through the broker (C(me)).
   - One request to Mobb; two when the check fails and Mobb answers without partial data (as Hasura
     does), because C(me) is then read on its own.
+  - By default the check goes through Mobb's GraphQL API (O(api_url)). With O(rest_url), it goes
+    through Mobb's REST endpoint for the check instead, and C(me) (the stored integration and broker)
+    is still read through GraphQL, in a second request.
   - Mobb is asked about O(scm_url) normalised (scheme and host lowercased, default port, trailing
     slashes and a trailing C(/api/v4) dropped), the spelling M(mobb.scm.mobb_integration) gives a new
     integration and the GitLab modules use.
@@ -34,6 +37,17 @@ options:
       - Mobb's SCM type of the integration to report on. V(GitLab) for a GitLab Server.
     type: str
     default: GitLab
+  rest_url:
+    description:
+      - Full URL of Mobb's REST endpoint that checks the SCM connection status (a Hasura REST endpoint
+        under C(/api/rest/) on the same host as O(api_url)). Its path is not public; take it from Mobb's
+        API docs, where the "check SCM connection status" endpoint is described.
+      - When set, the connection check is a C(GET) of this URL with the SCM URL as the C(scmUrl) query
+        parameter and the same C(x-mobb-key) header, retried as GraphQL reads are; RV(connected) and
+        RV(message) come from its answer. Everything else still comes from GraphQL at O(api_url).
+      - When not set (the default), the check goes through GraphQL (C(checkScmConnectionStatus)).
+    type: str
+    version_added: 0.2.0
 extends_documentation_fragment:
   - mobb.scm.mobb
 attributes:
@@ -60,6 +74,15 @@ EXAMPLES = r"""
   mobb.scm.mobb_connection_info:
     api_url: "{{ mobb_api_url }}"  # https://api.mobb.ai/v1/graphql for Mobb's SaaS
     api_key: "{{ mobb_api_key }}"
+    scm_url: "{{ gitlab_url }}"
+  delegate_to: localhost
+  register: mobb_connection
+
+- name: Ask through Mobb's REST endpoint instead (its URL is in Mobb's API docs)
+  mobb.scm.mobb_connection_info:
+    api_url: "{{ mobb_api_url }}"
+    api_key: "{{ mobb_api_key }}"
+    rest_url: "{{ mobb_rest_url }}"  # https://api.mobb.ai/api/rest/... as Mobb's API docs give it
     scm_url: "{{ gitlab_url }}"
   delegate_to: localhost
   register: mobb_connection
@@ -156,6 +179,7 @@ def main():
         argument_spec=dict(
             scm_url=dict(type='str', required=True),
             scm_type=dict(type='str', default='GitLab'),
+            rest_url=dict(type='str'),
         ),
         supports_check_mode=True,
     )

@@ -25,6 +25,11 @@ def operations(mobb):
     return [entry['operation'] for entry in mobb.requests()]
 
 
+def endpoints(mobb):
+    """(endpoint, operation) of each request Mobb saw: endpoint ``graphql`` or ``rest``."""
+    return [(entry['endpoint'], entry['operation']) for entry in mobb.requests()]
+
+
 @contextlib.contextmanager
 def closed_port():
     """A loopback port that is bound but not listening: connections to it are refused."""
@@ -73,6 +78,7 @@ class MobbPlays:
         False: none, so the tasks' own settings and the environment decide)."""
         play_vars = {name: f"{{{{ lookup('ansible.builtin.env', '{env}') }}}}" for name, env in TOKEN_ENV.items()}
         play_vars.update(gitlab_url=self.gitlab.url, mobb_api_url=self.mobb.graphql_url,
+                         mobb_rest_url=self.mobb.rest_check_url,
                          mobb_api_key="{{ lookup('ansible.builtin.env', 'MOBB_API_KEY') }}")
         play = {'name': 'mobb', 'hosts': 'localhost', 'gather_facts': False, 'vars': play_vars, 'tasks': tasks}
         if module_defaults is not False:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ansible_collections.mobb.scm.plugins.modules import mobb_connection_info
-from mobb_plays import MobbPlays, closed_port, connection_task, failure, integration_task, operations
+from mobb_plays import MobbPlays, closed_port, connection_task, endpoints, failure, integration_task, operations
 
 
 @pytest.fixture
@@ -111,8 +111,46 @@ def test_examples_run_against_the_local_servers(stored_plays):
     assert run.task('Ask Mobb whether it reaches the GitLab Server')['connected'] is True
     assert 'Mobb reaches' in run.task('Stop when Mobb cannot reach GitLab')['msg']
 
+    assert run.task("Ask through Mobb's REST endpoint instead (its URL is in Mobb's API docs)")['connected'] is True
+
     stored_plays.mobb.set_broker(stored_plays.gitlab_host, False)
     run = stored_plays.run(yaml.safe_load(mobb_connection_info.EXAMPLES), module_defaults=False)
     assert run.rc != 0
     message = failure(run, 'Stop when Mobb cannot reach GitLab')['msg']
     assert message.startswith(f'Mobb cannot reach {stored_plays.gitlab.url} (through broker vd-acme): Mobb could not')
+
+
+# -- the REST form of the check (rest_url) --------------------------------------------------------
+def test_rest_url_checks_through_rest_and_reads_the_rest_through_graphql(stored_plays):
+    config = stored_plays.mobb.scm_configs()[0]
+    run = stored_plays.run([connection_task('check', rest_url='{{ mobb_rest_url }}')], check=True)
+    result = run.task('check')
+    assert run.rc == 0 and result['changed'] is False
+    assert public_fields(result) == {
+        'connected': True, 'status': 'OK', 'message': None, 'token_stored': True,
+        'scm_config_id': config['id'], 'brokered': True, 'broker_virtual_domain': 'vd-acme'}
+    assert endpoints(stored_plays.mobb) == [('rest', 'checkScmConnectionStatus'), ('graphql', 'Me')]
+
+
+def test_rest_url_broker_down_is_reported_not_failed(stored_plays):
+    stored_plays.mobb.set_broker(stored_plays.gitlab_host, False)
+    run = stored_plays.run([connection_task('check', rest_url='{{ mobb_rest_url }}')])
+    result = run.task('check')
+    assert run.rc == 0 and run.results[-1]['status'] == 'ok'
+    assert result['connected'] is False and result['status'] == 'Error'
+    assert result['message'].startswith('Mobb could not reach the repository.')
+    assert endpoints(stored_plays.mobb) == [('rest', 'checkScmConnectionStatus'), ('graphql', 'Me')]
+
+
+def test_rest_url_faults_retried_and_errors_fail_clearly(stored_plays):
+    stored_plays.mobb.fault('status', status=503, operation='checkScmConnectionStatus')
+    wrong = stored_plays.mobb.url + '/api/rest/no-such-endpoint'
+    run = stored_plays.run([
+        connection_task('check', rest_url='{{ mobb_rest_url }}'),
+        connection_task('bad key', rest_url='{{ mobb_rest_url }}', api_key='not-a-mobb-key'),
+        connection_task('wrong path', rest_url=wrong),
+    ])
+    assert run.task('check')['connected'] is True
+    assert any('HTTP 503' in warning for warning in run.task('check')['warnings'])
+    assert failure(run, 'bad key')['msg'].startswith('Mobb refused the API key (access-denied')
+    assert failure(run, 'wrong path')['msg'].startswith(f'no Mobb REST endpoint at {wrong} (HTTP 404)')

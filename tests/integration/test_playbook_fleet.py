@@ -142,3 +142,59 @@ def test_check_reports_and_fails_on_expiry_within_the_window_or_disconnection(fl
     assert failed == ['gitlab0.example', 'gitlab1.example', 'gitlab2.example']
     assert '## Notes' in (reports / 'gitlab-token-report.md').read_text()
     assert fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
+
+
+def metric_samples(path):
+    """{family: {(host, token): value}} of the metrics file, parsed as OpenMetrics."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    return {family.name: {(s.labels.get('host'), s.labels.get('token')): s.value for s in family.samples}
+            for family in text_string_to_metric_families(path.read_text())}
+
+
+def test_check_and_rotate_write_metrics_for_the_textfile_collector(fleet, inventory, tmp_path):
+    metrics = tmp_path / 'textfile' / 'mobb_scm.prom'
+    metrics.parent.mkdir()
+    first = playbook(fleet, inventory, 'rotate', extra_vars={'mobb_scm_metrics_file': str(metrics)})
+    assert first.rc == 0, first.output[-4000:]
+    rotated = metric_samples(metrics)
+    success = rotated['mobb_scm_last_success_timestamp_seconds'][(None, None)]
+
+    for gitlab in fleet.gitlabs:
+        gitlab.advance_clock(18)
+    fleet.mobb.set_broker(host(fleet.gitlabs[2].url), False)
+    check = playbook(fleet, inventory, 'check', extra_vars={'mobb_scm_metrics_file': str(metrics),
+                                                            'mobb_scm_report_dir': str(tmp_path / 'reports')})
+    assert check.rc == 2
+    parsed = metric_samples(metrics)
+    keys = [(f'gitlab{index}.example', LABELS[index]) for index in range(3)]
+    assert parsed['mobb_scm_token_remaining_days'] == dict.fromkeys(keys, 12)
+    expiry = parsed['mobb_scm_token_expiry_timestamp_seconds']
+    assert set(expiry) == set(keys) and len(set(expiry.values())) == 1
+    assert parsed['mobb_scm_connected'] == {keys[0]: 1, keys[1]: 1, keys[2]: 0}
+    assert parsed['mobb_scm_holds_managed_token'] == dict.fromkeys(keys, 1)
+    assert parsed['mobb_scm_token_failed'] == dict.fromkeys(keys, 0)
+    assert set(parsed['mobb_scm_token_last_update_timestamp_seconds']) == set(keys)
+    # A check that finds problems still ran to its end: it is a success of the run.
+    assert parsed['mobb_scm_last_success_timestamp_seconds'][(None, None)] >= success
+    text = metrics.read_text()
+    assert text.endswith('# EOF\n')
+    # No token id as a value or label, no partial file left behind (the leak check covers secrets).
+    for token in fleet.active(0) + fleet.active(1) + fleet.active(2):
+        assert f'"{token["id"]}"' not in text
+    assert sorted(path.name for path in metrics.parent.iterdir()) == ['mobb_scm.prom']
+
+    # A rotation that fails keeps the previous success time.
+    before = parsed['mobb_scm_last_success_timestamp_seconds'][(None, None)]
+    fleet.gitlabs[2].advance_clock(10)
+    failed = playbook(fleet, inventory, 'rotate', extra_vars={'mobb_scm_metrics_file': str(metrics)})
+    assert failed.rc == 2
+    after = metric_samples(metrics)
+    assert after['mobb_scm_token_failed'][keys[2]] == 1
+    assert after['mobb_scm_last_success_timestamp_seconds'][(None, None)] == before
+    assert secrets_absent(fleet, metrics.read_text())
+
+
+def secrets_absent(fleet, text):
+    secrets = list(fleet.mobb.secrets()) + [s for gitlab in fleet.gitlabs for s in gitlab.secrets()]
+    assert secrets
+    return not [secret for secret in secrets if secret in text]

@@ -322,3 +322,18 @@ def test_the_readme_quick_start_runs_as_written(fleet):
     assert fleet.mobb_uses() == (True, active[0]['id'])
     again = fleet.run(plays, env=env)
     assert again.rc == 0 and fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
+
+
+def test_mobb_rest_url_makes_the_connection_check_a_rest_call(fleet):
+    rest = {'gitlab_token_rotation_mobb_rest_url': fleet.mobb.rest_check_url}
+    first = fleet.run(fleet.role_play(**KINDS['personal'], **rest))
+    assert first.rc == 0, first.output[-3000:]
+    result = only(first)
+    assert result['action'] == 'created' and result['connected'] is True
+    token = assert_mobb_uses_the_one_active_token(fleet)
+    checks = [(entry['endpoint'], entry['operation']) for entry in fleet.mobb.requests()
+              if entry['operation'] in ('checkScmConnectionStatus', 'Me', 'updateScmToken')]
+    assert {endpoint for endpoint, operation in checks if operation == 'checkScmConnectionStatus'} == {'rest'}
+    assert {endpoint for endpoint, operation in checks if operation != 'checkScmConnectionStatus'} == {'graphql'}
+    assert ('graphql', 'updateScmToken') in checks
+    assert result['token_id'] == token['id']

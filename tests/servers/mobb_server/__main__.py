@@ -38,7 +38,8 @@ async def serve(args):
     host, port = runner.addresses[0][:2]
     host = f'[{host}]' if ':' in host else host
     url = f'http://{host}:{port}'
-    ready = json.dumps({'url': url, 'graphql_url': f'{url}/v1/graphql'})
+    ready = json.dumps({'url': url, 'graphql_url': f'{url}/v1/graphql',
+                        'rest_check_url': f'{url}/api/rest/check-scm-connection-status'})
     if args.ready_file:
         # Written whole, then renamed, so a reader never sees half a document.
         partial = args.ready_file + '.partial'

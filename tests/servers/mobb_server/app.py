@@ -1,5 +1,7 @@
-"""The local Mobb server's HTTP side: ``POST /v1/graphql`` as Hasura answers it, faults a
-proxy in front of Mobb would cause, the request log, and the ``/_test/`` control API.
+"""The local Mobb server's HTTP side: ``POST /v1/graphql`` as Hasura answers it, the REST
+form of the connection check (``GET /api/rest/check-scm-connection-status``, as a Hasura
+RESTified endpoint answers it), faults a proxy in front of Mobb would cause, the request
+log, and the ``/_test/`` control API.
 """
 from __future__ import annotations
 
@@ -15,6 +17,16 @@ from mobb_server.scm import GitLabChecker
 from mobb_server.state import MobbState, NotFound, StateError
 
 FAULT_KINDS = ('status', 'html200', 'delay', 'drop', 'internal_error')
+# Mobb's REST path for the check is not public: this one is the local server's choice.
+REST_CHECK_PATH = '/api/rest/check-scm-connection-status'
+REST_CHECK_OPERATION = 'checkScmConnectionStatus'
+# The query a Hasura RESTified endpoint would be saved with; its variables come from the URL.
+REST_CHECK_QUERY = ('query checkScmConnectionStatus($scmUrl: String!) {'
+                    ' checkScmConnectionStatus(scmUrl: $scmUrl) { status } }')
+# The HTTP status of a REST error by Hasura code (*choice*: Hasura's statuses for a failed
+# action behind a REST endpoint are not documented); unknown codes answer 400.
+REST_ERROR_STATUSES = {'access-denied': 401, 'permission-error': 403, 'not-found': 404,
+                       'INTERNAL_ERROR': 500, 'unexpected': 400, 'validation-failed': 400}
 _PROXY_PAGES = {
     502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Time-out',
 }
@@ -88,6 +100,7 @@ class MobbServer:
     def app(self):
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route('*', '/v1/graphql', self.graphql)
+        app.router.add_route('*', REST_CHECK_PATH, self.rest_check)
         app.router.add_get('/healthz', self.healthz)
         routes = [
             ('POST', '/_test/seed', self.control_seed),
@@ -126,7 +139,7 @@ class MobbServer:
         entry = {'seq': self.seq, 'time': self.state.clock.iso_now(), 'operation': None,
                  'operation_type': None, 'status': 200, 'user': None, 'fault': None,
                  'error_code': None, 'result': None, 'scm_checks': [],
-                 'request_id': request.headers.get('x-hasura-request-id')}
+                 'request_id': request.headers.get('x-hasura-request-id'), 'endpoint': 'graphql'}
         self.log.append(entry)
         raw = await request.read()
         body, document, operation, parse_error = self._parse(raw)
@@ -165,6 +178,54 @@ class MobbServer:
         entry['status'] = fault.status
         reason = _PROXY_PAGES.get(fault.status, 'Error')
         return web.Response(status=fault.status, text=_proxy_page(fault.status, reason), content_type='text/html')
+
+    # -- REST (a Hasura RESTified endpoint) ------------------------------------------------
+    async def rest_check(self, request):
+        """``GET /api/rest/check-scm-connection-status?scmUrl=...``: the check query run with
+        the URL's parameters; the answer is the query's ``data``, an error is Hasura's
+        ``{"path", "error", "code"}`` with a non-200 status."""
+        if request.method != 'GET':
+            return web.json_response({'path': '$', 'error': f'method {request.method} not allowed for this '
+                                      'endpoint', 'code': 'method-not-allowed'}, status=405)
+        self.seq += 1
+        entry = {'seq': self.seq, 'time': self.state.clock.iso_now(), 'operation': REST_CHECK_OPERATION,
+                 'operation_type': 'query', 'status': 200, 'user': None, 'fault': None,
+                 'error_code': None, 'result': None, 'scm_checks': [],
+                 'request_id': request.headers.get('x-hasura-request-id'), 'endpoint': 'rest'}
+        self.log.append(entry)
+        fault = next((f for f in self.faults if f.matches(REST_CHECK_OPERATION)), None)
+        if fault is not None:
+            fault.remaining -= 1
+            self.faults = [f for f in self.faults if f.remaining > 0]
+            entry['fault'] = fault.kind
+            response = await self._apply_fault(request, fault, entry)
+            if response is not None:
+                return self._rest_answer(response, entry)
+        document = graphql.parse(REST_CHECK_QUERY)
+        operation = graphql_api.select_operation(document, REST_CHECK_OPERATION)
+        # Hasura REST takes the variables from the query string (a GET has no body).
+        variables = {name: value for name, value in request.query.items() if name == 'scmUrl'}
+        answer = await self._answer(request, {'variables': variables}, document, operation, None, entry)
+        return self._rest_answer(answer, entry)
+
+    @staticmethod
+    def _rest_answer(answer, entry):
+        """A GraphQL answer (or a fault's response) as the REST endpoint sends it."""
+        if isinstance(answer, web.StreamResponse):
+            if answer.status == 200 and answer.content_type == 'application/json':
+                # internal_error: Hasura's INTERNAL_ERROR in the REST form.
+                entry['status'] = 500
+                return web.json_response({'path': '$', 'error': 'Internal Server Error',
+                                          'code': 'INTERNAL_ERROR'}, status=500)
+            return answer
+        if answer.get('errors'):
+            first = answer['errors'][0]
+            code = (first.get('extensions') or {}).get('code')
+            status = REST_ERROR_STATUSES.get(code, 400)
+            entry['status'] = status
+            return web.json_response({'path': (first.get('extensions') or {}).get('path') or '$',
+                                      'error': first.get('message'), 'code': code}, status=status)
+        return web.json_response(answer.get('data'))
 
     def _parse(self, raw):
         """``(body, document, operation, HasuraError or None)`` of a request body."""

@@ -25,6 +25,8 @@ class MobbServer:
     def __init__(self, url, process=None):
         self.url = url.rstrip('/')
         self.graphql_url = f'{self.url}/v1/graphql'
+        # The REST form of the connection check (its path is this server's choice).
+        self.rest_check_url = f'{self.url}/api/rest/check-scm-connection-status'
         self.process = process
         self.http = requests.Session()
 
@@ -114,6 +116,12 @@ class MobbServer:
             body['operationName'] = operation_name
         headers = {'x-mobb-key': api_key} if api_key is not None else {}
         return requests.post(self.graphql_url, json=body, headers=headers, timeout=timeout)
+
+    def rest_check(self, scm_url=None, api_key=None, timeout=30, method='GET'):
+        """The REST connection check with ``requests``; the ``requests.Response``."""
+        params = {'scmUrl': scm_url} if scm_url is not None else {}
+        headers = {'x-mobb-key': api_key} if api_key is not None else {}
+        return requests.request(method, self.rest_check_url, params=params, headers=headers, timeout=timeout)
 
     # -- process -------------------------------------------------------------------------
     def stop(self):

@@ -125,6 +125,9 @@ class StubHTTPServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            # The REST form of the connection check is a GET; the stub answers it the same way.
+            do_GET = do_POST  # noqa: N815 (http.server's naming)
+
             def log_message(self, *_args):
                 pass
 
@@ -823,3 +826,162 @@ def test_stored_token_read_with_a_refused_check_is_redacted_from_the_error(stub_
             mobb_client.connection_status('https://gitlab.example', with_tokens=True)
     assert '(validation-failed: unexpected value ********)' in str(caught.value)
     assert stored not in str(caught.value)
+
+
+# -- the REST form of the connection check (rest_url) ---------------------------------------------
+@pytest.fixture
+def rest_client(mobb, acme, warnings_seen):
+    with MobbClient(mobb.graphql_url, acme['admin'], warn=warnings_seen.append,
+                    rest_url=mobb.rest_check_url) as mobb_client:
+        yield mobb_client
+
+
+def endpoints(mobb):
+    return [(entry['endpoint'], entry['operation']) for entry in graphql_log(mobb)]
+
+
+def test_rest_check_connected_asks_rest_then_reads_me_through_graphql(mobb, rest_client, gitlab, gitlab_token):
+    rest_client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    mobb.clear_requests()
+    answer = rest_client.connection_status(gitlab.url, with_tokens=True)
+    assert answer['connected'] is True and answer['message'] is None
+    assert answer['me']['scmConfigs'][0]['token'] == gitlab_token
+    assert endpoints(mobb) == [('rest', 'checkScmConnectionStatus'), ('graphql', 'Me')]
+    # Each request has its own id, as over GraphQL.
+    assert len({entry['request_id'] for entry in graphql_log(mobb)}) == 2
+
+
+def test_rest_check_alone_takes_one_get(mobb, rest_client, gitlab, gitlab_token):
+    rest_client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    mobb.clear_requests()
+    assert rest_client.rest_connection_status(gitlab.url) == {'connected': True, 'message': None}
+    assert endpoints(mobb) == [('rest', 'checkScmConnectionStatus')]
+
+
+def test_rest_check_not_connected_is_an_answer_with_mobbs_message(mobb, rest_client, gitlab):
+    answer = rest_client.connection_status(gitlab.url)
+    assert answer['connected'] is False
+    assert answer['message'] == f'No SCM token is stored for {gitlab.url}'
+    assert answer['me']['email'] == 'admin@acme.example'
+    assert endpoints(mobb) == [('rest', 'checkScmConnectionStatus'), ('graphql', 'Me')]
+
+
+def test_rest_check_status_error_is_not_connected(mobb, rest_client, gitlab):
+    mobb.settings(check_failure='status')
+    answer = rest_client.rest_connection_status(gitlab.url)
+    assert answer == {'connected': False, 'message': f'Mobb reports connection status Error for {gitlab.url}'}
+
+
+def test_rest_check_with_a_refused_key_raises_access_denied(mobb, acme, gitlab):
+    with MobbClient(mobb.graphql_url, 'wrong-key', rest_url=mobb.rest_check_url) as mobb_client:
+        with pytest.raises(MobbAccessDeniedError) as caught:
+            mobb_client.connection_status(gitlab.url)
+    assert 'access-denied: Authentication hook unauthorized this request' in str(caught.value)
+    assert 'wrong-key' not in str(caught.value)
+    assert endpoints(mobb) == [('rest', 'checkScmConnectionStatus')]
+
+
+@pytest.mark.parametrize('fault, cause', [
+    (dict(kind='status', status=502), 'HTTP 502 Bad Gateway'),
+    (dict(kind='status', status=504), 'HTTP 504 Gateway Timeout'),
+    (dict(kind='html200'), 'HTTP 200 with a proxy page saying "bad gateway"'),
+    (dict(kind='drop'), 'Remote end closed connection without response'),
+])
+def test_rest_check_retries_transient_failures_as_queries_do(mobb, rest_client, gitlab, warnings_seen, fault, cause):
+    mobb.fault(operation='checkScmConnectionStatus', **fault)
+    answer = rest_client.rest_connection_status(gitlab.url)
+    assert answer['connected'] is False
+    assert len(warnings_seen) == 1
+    assert warnings_seen[0].startswith(f'Mobb API at {mobb.rest_check_url}: ')
+    assert cause in warnings_seen[0] and 'retry 1 of 3' in warnings_seen[0]
+    assert [entry['fault'] for entry in graphql_log(mobb)] == [fault['kind'], None]
+
+
+def test_rest_check_exhausted_retries_fail(mobb, acme, gitlab, warnings_seen):
+    mobb.fault('status', status=503, count=3)
+    with MobbClient(mobb.graphql_url, acme['admin'], retries=2, warn=warnings_seen.append,
+                    rest_url=mobb.rest_check_url) as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.rest_connection_status(gitlab.url)
+    assert str(caught.value) == (f'Mobb REST endpoint at {mobb.rest_check_url} still answered HTTP 503 after 2 '
+                                 'retries: try again later')
+    assert len(warnings_seen) == 2
+
+
+def test_rest_check_internal_error_is_not_connected_and_not_retried(mobb, rest_client, gitlab, warnings_seen):
+    mobb.fault('internal_error')
+    answer = rest_client.rest_connection_status(gitlab.url)
+    assert answer == {'connected': False, 'message': 'Internal Server Error'}
+    assert warnings_seen == [] and len(graphql_log(mobb)) == 1
+
+
+def test_rest_check_at_a_wrong_path_says_what_rest_url_must_be(mobb, acme, gitlab):
+    with MobbClient(mobb.graphql_url, acme['admin'], rest_url=mobb.url + '/api/rest/nope') as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.rest_connection_status(gitlab.url)
+    assert str(caught.value).startswith(f'no Mobb REST endpoint at {mobb.url}/api/rest/nope (HTTP 404): rest_url '
+                                        "must be the full URL of Mobb's REST endpoint")
+
+
+def test_rest_check_pointed_at_the_graphql_url_is_refused_clearly(mobb, acme, gitlab):
+    with MobbClient(mobb.graphql_url, acme['admin'], rest_url=mobb.graphql_url) as mobb_client:
+        with pytest.raises(MobbSchemaMismatchError) as caught:
+            mobb_client.rest_connection_status(gitlab.url)
+    assert '(HTTP 404, not-found: resource does not exist)' in str(caught.value)
+
+
+def test_rest_check_of_an_unreachable_endpoint_names_rest_url(mobb, acme, warnings_seen):
+    with socket_closed_port() as port:
+        with MobbClient(mobb.graphql_url, acme['admin'], retries=1, warn=warnings_seen.append,
+                        rest_url=f'http://127.0.0.1:{port}/api/rest/check') as mobb_client:
+            with pytest.raises(MobbRequestError) as caught:
+                mobb_client.rest_connection_status('https://gitlab.example')
+    assert str(caught.value).startswith(f'cannot reach the Mobb API at http://127.0.0.1:{port}/api/rest/check '
+                                        'after 1 retries (')
+    assert str(caught.value).endswith('check rest_url and the network')
+
+
+def test_rest_check_sends_the_key_and_scm_url_and_follows_no_redirect(stub_server):
+    server = stub_server(status=302, headers={'Location': 'http://elsewhere.example/'})
+    with MobbClient('http://127.0.0.1:9/v1/graphql', 'the-key', rest_url=server.url) as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.rest_connection_status('https://gitlab.example')
+    assert 'redirects to http://elsewhere.example/ (HTTP 302): set rest_url to the final URL' in str(caught.value)
+    [received] = server.received
+    assert received['headers']['x-mobb-key'] == 'the-key'
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(received['path']).query) == {'scmUrl': ['https://gitlab.example']}
+
+
+@pytest.mark.parametrize('status, body', [
+    (400, {'path': '$', 'error': 'GitLab rejected token {stored} with key {key}', 'code': 'unexpected'}),
+    (200, {'errors': [{'message': 'GitLab rejected token {stored} with key {key}',
+                       'extensions': {'code': 'unexpected'}}]}),
+])
+def test_rest_check_errors_are_redacted_in_either_error_form(stub_server, status, body):
+    stored = 'glpat-' + uuid.uuid4().hex
+    key = 'key-' + uuid.uuid4().hex
+    text = json.dumps(body).replace('{stored}', stored).replace('{key}', key)
+    server = stub_server(status=status, headers={'Content-Type': 'application/json'}, body=text.encode())
+    with MobbClient('http://127.0.0.1:9/v1/graphql', key, rest_url=server.url) as mobb_client:
+        mobb_client._remember_tokens({'scmConfigs': [{'token': stored}]})
+        answer = mobb_client.rest_connection_status('https://gitlab.example')
+    assert answer == {'connected': False, 'message': 'GitLab rejected token ******** with key ********'}
+
+
+def test_rest_check_answer_that_is_not_json_is_an_error(stub_server):
+    server = stub_server(headers={'Content-Type': 'text/plain'}, body=b'hello')
+    with MobbClient('http://127.0.0.1:9/v1/graphql', 'k', rest_url=server.url) as mobb_client:
+        with pytest.raises(MobbRequestError) as caught:
+            mobb_client.rest_connection_status('https://gitlab.example')
+    assert 'answered with text/plain, not JSON' in str(caught.value)
+
+
+def test_rest_url_must_be_an_http_url(mobb, acme):
+    with pytest.raises(MobbOptionError) as caught:
+        MobbClient(mobb.graphql_url, acme['admin'], rest_url='ftp://mobb.example/x')
+    assert 'rest_url' in str(caught.value)
+
+
+def test_without_rest_url_the_rest_check_is_refused(client):
+    with pytest.raises(MobbOptionError):
+        client.rest_connection_status('https://gitlab.example')

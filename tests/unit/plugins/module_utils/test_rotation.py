@@ -530,3 +530,47 @@ def test_two_overlapping_runs_keep_the_invariant(world, kept, how, gap, returned
     outcome, _result = world.run()
     assert not outcome.failed, outcome.msg
     world.assert_converged()
+
+
+# ---- the connection check through Mobb's REST endpoint (mobb_rest_url) -----------------------
+
+def endpoint_log(world):
+    return [(entry['endpoint'], entry['operation']) for entry in world.mobb.requests()]
+
+
+def test_mobb_rest_url_asks_connectivity_through_rest_and_the_stored_token_through_graphql(world, kept):
+    near_expiry(world)
+    outcome, result = world.run(mobb_rest_url=world.mobb.rest_check_url)
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['connected'] is True and result['revoked_token_ids'] == [kept['id']]
+    check, me = ('rest', 'checkScmConnectionStatus'), ('graphql', 'Me')
+    log = endpoint_log(world)
+    # Read, then store, then verify (and the check after the revoke): each connection answer
+    # from REST, each stored-token reading from GraphQL right after it, the store through GraphQL.
+    assert log[:3] == [check, me, ('graphql', 'updateScmToken')]
+    assert len(log) >= 5 and log[3:] == [check, me] * ((len(log) - 3) // 2), log
+    world.assert_converged()
+
+
+def test_mobb_rest_url_verify_failed_when_rest_says_not_connected(world, kept):
+    near_expiry(world)
+    rotation = world.rotation(mobb_rest_url=world.mobb.rest_check_url)
+    steps = rotation.steps()
+    assert [next(steps) for _step in range(4)] == ['read', 'plan', 'issue', 'store']
+    world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
+    world.mobb.clear_requests()
+    assert list(steps) == []
+    assert rotation.outcome.name == 'verify_failed'
+    assert 'Mobb could not reach the repository' in rotation.outcome.msg
+    assert len(world.active()) == 2
+    assert {endpoint for endpoint, _operation in endpoint_log(world)[:2]} == {'rest', 'graphql'}
+    assert endpoint_log(world)[0] == ('rest', 'checkScmConnectionStatus')
+
+
+def test_mobb_rest_url_at_a_wrong_path_fails_the_read_and_changes_nothing(world, kept):
+    near_expiry(world)
+    wrong = world.mobb.url + '/api/rest/nope'
+    outcome, result = world.run(mobb_rest_url=wrong)
+    assert outcome.name == 'read_failed' and result['failed']
+    assert f'no Mobb REST endpoint at {wrong} (HTTP 404)' in outcome.msg
+    assert world.writes() == ([], [])
