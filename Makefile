@@ -57,8 +57,11 @@ lint: venv
 	$(BIN)/antsibull-changelog lint
 	if [ -n "$$(ls roles playbooks 2>/dev/null)" ]; then cd $(LINK) && $(BIN)/ansible-lint --offline roles playbooks; fi
 
+# The inventory plugin's tests load it by name through ansible-core's collection loader,
+# which changes how modules report warnings: they run in a process of their own.
 units: venv
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit --ignore=tests/unit/plugins/inventory $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit/plugins/inventory $(PYTEST_ARGS)
 
 server-contract: venv
 	$(BIN)/pytest tests/servers/contract $(PYTEST_ARGS)

@@ -11,17 +11,12 @@ import pytest
 from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader, inventory_loader
+from ansible.plugins.loader import inventory_loader
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ADMIN = 'admin@acme.example'
 MEMBER = 'dev@acme.example'
 TOKENS = ['glpat-inventory-token-0001', 'glpat-inventory-token-0002', 'glpat-inventory-token-0003']
-
-
-@pytest.fixture(scope='module', autouse=True)
-def plugin_loader():
-    init_plugin_loader([os.path.join(REPO_ROOT, '.cache', 'collections')])
 
 
 @pytest.fixture
