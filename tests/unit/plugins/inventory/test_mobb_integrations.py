@@ -13,7 +13,6 @@ from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ADMIN = 'admin@acme.example'
 MEMBER = 'dev@acme.example'
 TOKENS = ['glpat-inventory-token-0001', 'glpat-inventory-token-0002', 'glpat-inventory-token-0003']
