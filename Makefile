@@ -1,5 +1,7 @@
 # mobb.scm — one file for every developer and CI command. Each target sets itself up.
-#   make test   everything CI runs: sanity, lint, unit, integration, the local servers' contract, bench smoke
+#   make test   everything CI runs: sanity, lint, unit, integration, the local servers' contract, bench smoke,
+#               and the matrix of ansible-core versions
+#   make matrix sanity, unit and an integration subset under each supported ansible-core (MATRIX_VERSIONS)
 #   make demo   the rotation role on a local fleet: create, no-op, rotate, check (demo/run.py)
 #   make bench  mobb.scm.rotate beside community.general on N local servers (BENCH_N, BENCH_FORKS)
 #   make live   the modules against a real GitLab and Mobb named in the environment (README)
@@ -24,7 +26,7 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: test sanity lint units server-contract integration matrix live build demo bench bench-smoke clean
 
-test: sanity lint units server-contract integration bench-smoke
+test: sanity lint units server-contract integration bench-smoke matrix
 	@echo "make test: all suites passed"
 
 $(STAMP): requirements.txt test-requirements.txt
@@ -118,8 +120,9 @@ matrix:
 		if $(MAKE) -k --no-print-directory matrix-$$v > $(MATRIX_ROOT)/$$v/matrix.log 2>&1; then result=passed; else result=FAILED; failed="$$failed $$v"; fi; \
 		core=$$($(MATRIX_ROOT)/$$v/venv/bin/python -c 'import ansible.release as r; print(r.__version__)' 2>/dev/null || echo '?'); \
 		sanity=$$(grep -c "^Running sanity test" $(MATRIX_ROOT)/$$v/sanity/sanity.log 2>/dev/null || true); \
+		sanity_failed=$$(grep -oE 'The [0-9]+ sanity test' $(MATRIX_ROOT)/$$v/sanity/sanity.log 2>/dev/null | grep -oE '[0-9]+' || echo 0); \
 		tests=$$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' $(MATRIX_ROOT)/$$v/matrix.log | sed -E 's/^=+ | =+$$//g' | paste -sd'|' - || true); \
-		echo "ansible-core $$core: $$result in $$((SECONDS - start))s; sanity tests run: $${sanity:-0}; units | integration: $$tests" | tee -a $(MATRIX_ROOT)/summary.txt; \
+		echo "ansible-core $$core: $$result in $$((SECONDS - start))s; sanity: $${sanity:-0} tests, $$sanity_failed failed; units | integration: $$tests" | tee -a $(MATRIX_ROOT)/summary.txt; \
 	done; \
 	[ -z "$$failed" ] || { echo "make matrix: failed on$$failed (see $(MATRIX_ROOT)/<version>/matrix.log)"; exit 1; }
 
