@@ -65,11 +65,14 @@ lint: venv
 	$(BIN)/antsibull-changelog lint
 	if [ -n "$$(ls roles playbooks 2>/dev/null)" ]; then cd $(LINK) && $(BIN)/ansible-lint --offline roles playbooks; fi
 
-# The inventory plugin's tests load it by name through ansible-core's collection loader,
-# which changes how modules report warnings: they run in a process of their own.
+# The unit tests with the pytest of bin folder $(1), extra arguments $(2). The inventory
+# plugin's tests load it by name through ansible-core's collection loader, which changes
+# how modules report warnings: they run in a process of their own.
+units_run = $(1)/pytest tests/unit --ignore=tests/unit/plugins/inventory $(PYTEST_ARGS) $(2) \
+	&& $(1)/pytest tests/unit/plugins/inventory $(PYTEST_ARGS) $(2)
+
 units: venv
-	$(BIN)/pytest tests/unit --ignore=tests/unit/plugins/inventory $(PYTEST_ARGS)
-	$(BIN)/pytest tests/unit/plugins/inventory $(PYTEST_ARGS)
+	$(call units_run,$(BIN),)
 
 server-contract: venv
 	$(BIN)/pytest tests/servers/contract $(PYTEST_ARGS)
@@ -111,7 +114,7 @@ matrix-%: matrix-sanity-% matrix-units-% matrix-integration-%
 matrix-sanity-%: $(MATRIX_ROOT)/%/venv/.installed
 	$(call sanity_run,$(MATRIX_ROOT)/$*/venv/bin,$(MATRIX_ROOT)/$*/sanity)
 matrix-units-%: $(MATRIX_ROOT)/%/venv/.installed $(LINK)
-	$(MATRIX_ROOT)/$*/venv/bin/pytest tests/unit $(PYTEST_ARGS) -p no:cacheprovider
+	$(call units_run,$(MATRIX_ROOT)/$*/venv/bin,-p no:cacheprovider)
 matrix-integration-%: $(MATRIX_ROOT)/%/venv/.installed $(LINK)
 	$(MATRIX_ROOT)/$*/venv/bin/pytest $(MATRIX_INTEGRATION) $(PYTEST_ARGS) -p no:cacheprovider
 
