@@ -45,8 +45,9 @@ def test_ready_line_on_stdout_and_clean_stop(signum):
     process = _start('--port', '0')
     try:
         ready = json.loads(process.stdout.readline())
-        assert set(ready) == {'url', 'graphql_url'}
+        assert set(ready) == {'url', 'graphql_url', 'rest_check_url'}
         assert ready['graphql_url'] == ready['url'] + '/v1/graphql'
+        assert ready['rest_check_url'] == ready['url'] + '/api/rest/check-scm-connection-status'
         answer = requests.post(ready['graphql_url'], json={'query': ME}, timeout=10).json()
         assert answer['errors'][0]['extensions']['code'] == 'access-denied'
         process.send_signal(signum)
