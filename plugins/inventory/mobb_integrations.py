@@ -62,14 +62,12 @@ options:
 """
 
 EXAMPLES = r"""
-# gitlab.mobb_integrations.yml: every GitLab server Mobb is integrated with.
-# MOBB_API_KEY (and MOBB_API_URL, for a Mobb other than the SaaS) come from the environment.
+# gitlab.mobb_integrations.yml: every GitLab server Mobb is integrated with. The line
+# "plugin: mobb.scm.mobb_integrations" alone is enough, with MOBB_API_KEY (and MOBB_API_URL,
+# for a Mobb other than the SaaS) from the environment:
 #   ansible-inventory -i gitlab.mobb_integrations.yml --graph
 #   ansible-playbook mobb.scm.rotate -i gitlab.mobb_integrations.yml
-plugin: mobb.scm.mobb_integrations
-
----
-# A single-tenant Mobb behind an internal CA, with settings composed per host and extra groups.
+# Here: a single-tenant Mobb behind an internal CA, with settings composed per host and extra groups.
 plugin: mobb.scm.mobb_integrations
 api_url: https://mobb.internal.example/v1/graphql
 ca_path: /etc/pki/tls/certs/internal-ca.pem

@@ -4,7 +4,6 @@ makes, constructed variables and groups, the cache, and its errors."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -113,18 +112,13 @@ def test_a_server_added_in_mobb_is_in_the_next_parse(mobb, seeded, tmp_path):
 def test_compose_groups_and_keyed_groups(mobb, seeded, tmp_path):
     path = config(
         tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN], strict=True,
-        compose={'gitlab_token_rotation_user':
-                 "lookup('ansible.builtin.env', 'GL_' ~ (inventory_hostname | regex_replace('[^A-Za-z0-9]', '_') | upper))",
+        compose={'gitlab_token_rotation_user': "'mobb-' ~ (inventory_hostname | regex_replace('[^a-z0-9]', '-'))",
                  'ansible_connection': "'local'"},
         groups={'on_port_8443': "gitlab_token_rotation_gitlab_url.endswith(':8443')"},
         keyed_groups=[{'key': 'mobb_organization_id', 'prefix': 'org'},
                       {'key': "'broker' if mobb_brokered else 'direct'", 'prefix': 'via'}])
-    os.environ['GL_GITLAB_EXAMPLE_COM_8443'] = 'mobb-bot'
-    try:
-        manager = parse(path)
-    finally:
-        del os.environ['GL_GITLAB_EXAMPLE_COM_8443']
-    assert host_vars(manager, 'gitlab.example.com:8443')['gitlab_token_rotation_user'] == 'mobb-bot'
+    manager = parse(path)
+    assert host_vars(manager, 'gitlab.example.com:8443')['gitlab_token_rotation_user'] == 'mobb-gitlab-example-com-8443'
     assert host_vars(manager, 'gitlab.onprem.example')['ansible_connection'] == 'local'
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
     assert groups['on_port_8443'] == ['gitlab.example.com:8443']
