@@ -497,12 +497,8 @@ class MobbClient:
         status = (data.get('checkScmConnectionStatus') or {}).get('status')
         if errors:
             message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
-        elif status is None:
-            message = 'Mobb returned no connection status for %s' % scm_url
-        elif status != 'OK':
-            message = 'Mobb reports connection status %s for %s' % (status, scm_url)
         else:
-            message = None
+            message = _status_message(status, scm_url)
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
 
     def rest_connection_status(self, scm_url):
@@ -572,13 +568,7 @@ class MobbClient:
                                    'endpoint that checks the SCM connection status' % (url, content_type), request_id)
         result = payload.get(REST_CHECK_OPERATION)
         state = result.get('status') if isinstance(result, dict) else None
-        if state is None:
-            message = 'Mobb returned no connection status for %s' % scm_url
-        elif state != 'OK':
-            message = 'Mobb reports connection status %s for %s' % (state, scm_url)
-        else:
-            message = None
-        return {'connected': state == 'OK', 'message': message}
+        return {'connected': state == 'OK', 'message': _status_message(state, scm_url)}
 
     def _require_me(self, me):
         if not isinstance(me, dict):
@@ -765,6 +755,15 @@ class MobbClient:
         else:
             message = 'Mobb answered %s with an unexpected result type %s' % (operation, typename)
         raise MobbScmError(message, typename, self.last_request_id)
+
+
+def _status_message(status, scm_url):
+    """Why a connection status that Mobb answered without errors is not OK (None when it is)."""
+    if status is None:
+        return 'Mobb returned no connection status for %s' % scm_url
+    if status != 'OK':
+        return 'Mobb reports connection status %s for %s' % (status, scm_url)
+    return None
 
 
 def _error_code(error):
