@@ -131,6 +131,15 @@ class MobbServer:
         return web.Response(text='OK')
 
     # -- GraphQL ---------------------------------------------------------------------------
+    def _take_fault(self, operation, entry):
+        """The next pending fault for ``operation``, used up by one and noted in ``entry``; or None."""
+        fault = next((f for f in self.faults if f.matches(operation)), None)
+        if fault is not None:
+            fault.remaining -= 1
+            self.faults = [f for f in self.faults if f.remaining > 0]
+            entry['fault'] = fault.kind
+        return fault
+
     async def graphql(self, request):
         if request.method != 'POST':
             return web.json_response({'path': '$', 'error': 'resource does not exist', 'code': 'not-found'},
@@ -149,11 +158,8 @@ class MobbServer:
         elif isinstance(body, dict) and isinstance(body.get('operationName'), str):
             entry['operation'] = body['operationName']
 
-        fault = next((f for f in self.faults if f.matches(entry['operation'])), None)
+        fault = self._take_fault(entry['operation'], entry)
         if fault is not None:
-            fault.remaining -= 1
-            self.faults = [f for f in self.faults if f.remaining > 0]
-            entry['fault'] = fault.kind
             response = await self._apply_fault(request, fault, entry)
             if response is not None:
                 return response
@@ -193,11 +199,8 @@ class MobbServer:
                  'error_code': None, 'result': None, 'scm_checks': [],
                  'request_id': request.headers.get('x-hasura-request-id'), 'endpoint': 'rest'}
         self.log.append(entry)
-        fault = next((f for f in self.faults if f.matches(REST_CHECK_OPERATION)), None)
+        fault = self._take_fault(REST_CHECK_OPERATION, entry)
         if fault is not None:
-            fault.remaining -= 1
-            self.faults = [f for f in self.faults if f.remaining > 0]
-            entry['fault'] = fault.kind
             response = await self._apply_fault(request, fault, entry)
             if response is not None:
                 return self._rest_answer(response, entry)
