@@ -131,7 +131,7 @@ EXAMPLES = r"""
 
 - name: Show the account and its roles
   ansible.builtin.debug:
-    msg: "{{ mobb_account.service_account.username }} (id {{ mobb_account.service_account.id }}): {{ mobb_account.memberships | map(attribute='path') | join(', ') }}"
+    msg: "{{ mobb_account.service_account.username }}: {{ mobb_account.memberships | map(attribute='path') | join(', ') }}"
 
 - name: Preview taking away every membership not declared here
   mobb.scm.gitlab_service_account:
