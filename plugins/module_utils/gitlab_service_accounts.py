@@ -41,8 +41,8 @@ INSTANCE_ADMIN_HINT = (
     "Only administrators manage instance service accounts: use an administrator's token, or a "
     "top-level group's service account (group) with a group Owner's token")
 GROUP_OWNER_HINT = (
-    "Managing a group's service accounts needs the Owner role on the group, or an "
-    "administrator's api_token")
+    "Managing a group's service accounts needs the Owner role on the group (or an "
+    "administrator's api_token), and a GitLab licence that includes them (Premium or Ultimate)")
 GROUP_CREATOR_HINT = (
     "Creating and deleting a group's service accounts needs an administrator's api_token, or a "
     "group Owner's once an administrator turns on the instance setting "
@@ -353,6 +353,9 @@ def _creation_hint(message):
         return SEATS_HINT
     if 'already been taken' in lowered:
         return TAKEN_HINT
+    if 'permission to create a service account in this group' in lowered:
+        # GitLab's create service refuses a group Owner (or a subgroup) with a 400.
+        return GROUP_CREATOR_HINT
     if 'permission to create a service account' in lowered:
         return TIER_HINT
     return ''
