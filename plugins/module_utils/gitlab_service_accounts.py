@@ -248,7 +248,7 @@ class ServiceAccounts:
         return self._group_object().service_accounts
 
     def _hints(self, operation):
-        """Advice per HTTP status for an operation: list, create, rename or delete."""
+        """Advice per HTTP status for an operation: list, read, create, rename or delete."""
         hints = {400: _creation_hint, 409: SOLE_OWNER_HINT}
         if self.group is None:
             hints.update({403: _instance_hint,
@@ -260,18 +260,46 @@ class ServiceAccounts:
 
     # ---- the accounts
 
-    def find_all(self):
-        """Every account, as dicts (id, username, name, email); one paginated list."""
+    def _listed(self):
         with self.client.errors('list the service accounts of %s' % self.label(), self._hints('list')):
             accounts = self._manager().list(get_all=True, per_page=100)
         return [_account_view(account.asdict()) for account in accounts]
 
+    def owner(self, account):
+        """Who provisioned the account: None for the instance, else ``('group'|'project', id)``.
+
+        GitLab's instance list holds every service account, group and project ones too;
+        only the user entity (an administrator's view, GitLab Premium) tells them apart.
+        """
+        with self.client.errors("read service account '%s' (user %s)" % (account['username'], account['id']),
+                                self._hints('read')):
+            user = self.client.users.get(account['id']).attributes
+        for kind in ('group', 'project'):
+            if user.get('provisioned_by_%s_id' % kind):
+                return kind, user['provisioned_by_%s_id' % kind]
+        return None
+
+    def find_all(self):
+        """Every account of this scope, as dicts (id, username, name, email): one paginated
+        list, and for the instance one GET /users/:id per account to leave out group and
+        project accounts."""
+        accounts = self._listed()
+        if self.group is None:
+            accounts = [account for account in accounts if self.owner(account) is None]
+        return accounts
+
     def find(self, username):
-        """The account with this username (any case) as a dict, or None; one paginated list."""
+        """The account with this username (any case) as a dict, or None: one paginated list,
+        and for the instance one GET /users/:id of the match. An instance lookup that finds a
+        group's or project's account is refused: that account is not the instance's to manage."""
         wanted = username.strip().lower()
-        for account in self.find_all():
-            if str(account['username']).lower() == wanted:
-                return account
+        for account in self._listed():
+            if str(account['username']).lower() != wanted:
+                continue
+            owner = self.owner(account) if self.group is None else None
+            if owner is not None:
+                raise GitLabModuleError(_not_the_instances(account, *owner))
+            return account
         return None
 
     def create(self, username, name=None):
@@ -336,6 +364,14 @@ class ServiceAccounts:
         what = 'list the personal access tokens of %s' % self.account_label(account)
         with self.client.errors(what, self._hints('list')):
             return [token.asdict() for token in manager.list(get_all=True, per_page=100, **filters)]
+
+
+def _not_the_instances(account, kind, owner_id):
+    what = "service account '%s' (id %s) belongs to %s %s, not to the instance" % (
+        account['username'], account['id'], kind, owner_id)
+    if kind == 'group':
+        return '%s: set group to that group to manage it, or choose another username' % what
+    return '%s, and only instance and group accounts are managed here: choose another username' % what
 
 
 def _instance_hint(message):

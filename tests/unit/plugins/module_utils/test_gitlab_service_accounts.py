@@ -153,6 +153,23 @@ def test_group_accounts_live_in_their_group_and_their_tokens_under_it(gitlab, ac
     assert accounts.find('acme-bot') is None
 
 
+def test_the_instance_scope_leaves_group_accounts_to_their_group(gitlab, acme):
+    seeded = gitlab.seed(service_accounts=[{'username': 'mobb-bot'}, {'username': 'acme-bot', 'group': 'acme'}])
+    accounts = ServiceAccounts(client_for(gitlab))
+    mobb, acme_bot = seeded['service_accounts']
+    assert [account['username'] for account in accounts.find_all()] == ['mobb-bot']
+    assert accounts.owner(accounts.find('mobb-bot')) is None
+    assert accounts.owner(acme_bot) == ('group', acme['groups'][0]['id'])
+    with pytest.raises(GitLabModuleError) as caught:
+        accounts.find('ACME-bot')
+    assert str(caught.value) == (
+        "service account 'acme-bot' (id %s) belongs to group %s, not to the instance: set group to that group to "
+        'manage it, or choose another username' % (acme_bot['id'], acme['groups'][0]['id']))
+    gitlab.clear_requests()
+    assert accounts.find('mobb-bot')['id'] == mobb['id']
+    assert calls(gitlab) == [('GET', '/api/v4/service_accounts', 200), ('GET', f'/api/v4/users/{mobb["id"]}', 200)]
+
+
 def test_instance_account_tokens_are_its_personal_access_tokens(gitlab):
     seeded = gitlab.seed(service_accounts=[{'username': 'mobb-bot'}],
                          tokens=[{'kind': 'personal', 'user': 'mobb-bot', 'name': 'mobb'},
