@@ -206,8 +206,9 @@ def top_level_part(path):
 
 
 def check_top_level_group(group):
-    """Refuse a subgroup path before any request; an id is checked when it matters (create)."""
-    path = group.strip('/')
+    """The group's id or path without surrounding slashes; a subgroup path is refused before
+    any request (an id is checked when it matters, on create)."""
+    path = str(group).strip().strip('/')
     if not path:
         raise GitLabModuleError('group must not be empty: give the id or full path of a top-level group')
     if '/' in path:
@@ -215,6 +216,7 @@ def check_top_level_group(group):
             "group: service accounts belong to top-level groups, and '%s' is a subgroup: use '%s' "
             "(its top-level group), and give the account a membership of '%s'"
             % (path, top_level_part(path), path))
+    return path
 
 
 def _account_view(data):
@@ -227,9 +229,7 @@ class ServiceAccounts:
 
     def __init__(self, client, group=None):
         self.client = client
-        self.group = None if group is None else str(group).strip()
-        if self.group is not None:
-            check_top_level_group(self.group)
+        self.group = None if group is None else check_top_level_group(group)
 
     # ---- where they live
 
