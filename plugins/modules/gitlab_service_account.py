@@ -18,8 +18,9 @@ description:
     With O(group), a service account of that top-level group, which its Owners manage
     (creating and deleting one needs an administrator, or a group Owner when the instance
     setting C(allow_top_level_group_owners_to_create_service_accounts) is on).
-  - Idempotent. A run that changes nothing lists the service accounts once, then reads
-    each declared project or group and the account's membership there.
+  - Idempotent. A run that changes nothing lists the service accounts once (and, for an
+    instance account, reads its user to make sure no group or project owns it), then
+    reads each declared project or group and the account's membership there.
   - Bad input fails before any write, with a message that says what to do. A subgroup as
     O(group), an unknown group, an invalid membership entry and a project or group of
     O(memberships) that GitLab does not know are all refused before the account is created.

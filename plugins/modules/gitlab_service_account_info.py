@@ -15,7 +15,9 @@ description:
     returns a token value.
   - Instance service accounts and their tokens need an administrator's O(api_token);
     a group's need the Owner role on the group.
-  - Costs one request for the accounts and one per account for its tokens.
+  - GitLab's list of instance service accounts holds those of groups and projects too;
+    they are left out here, which costs one request per account (its user, which says
+    who provisioned it). Each account's tokens cost one more request.
 author:
   - mobb.scm maintainers (@mobb-dev)
 options:
