@@ -6,11 +6,17 @@ import a conftest).
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import pathlib
+import re
 
 import gitlab as python_gitlab
 import pytest
 import requests
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 # Who holds which role in the standard team (see ``gl_team``); erin belongs nowhere.
 TEAM_SEED = {
@@ -76,6 +82,55 @@ class Team(Api):
     def as_user(self, username, **options):
         """python-gitlab acting as this user, with the user's ``work`` token."""
         return self.gl(self.secrets[username], **options)
+
+
+class OpenApiExtract:
+    """One of GitLab's OpenAPI extracts beside these tests, with the quirks ``patch`` fixes in a copy."""
+
+    def __init__(self, filename, patch):
+        path = pathlib.Path(__file__).with_name(filename)
+        self.raw = yaml.safe_load(path.read_text(encoding='utf-8'))
+        self.patched = patch(copy.deepcopy(self.raw))
+        self.openapi = OpenAPI.from_dict(self.patched)
+
+    def operations(self):
+        """(method, path template, operationId) of every operation in the extract."""
+        return [(method.upper(), path, operation['operationId'])
+                for path, item in self.raw['paths'].items()
+                for method, operation in item.items()]
+
+    def declared_statuses(self, operation_id):
+        """The statuses the patched extract declares for an operation."""
+        return next(set(operation['responses'])
+                    for item in self.patched['paths'].values() for operation in item.values()
+                    if operation['operationId'] == operation_id)
+
+    def operation_of(self, response):
+        """The operationId whose method and path template match this request; literal segments win."""
+        path = response.request.path_url.split('?', 1)[0]
+        candidates = []
+        for method, template, operation_id in self.operations():
+            pattern = '^' + re.sub(r'\\\{[^}]+\\\}', '[^/]+', re.escape(template)) + '$'
+            if method == response.request.method and re.match(pattern, path):
+                candidates.append((template.count('{'), operation_id))
+        assert candidates, f'{response.request.method} {path} is no operation of the extract'
+        return min(candidates)[1]
+
+    def check(self, operation_id, expected, response):
+        """The response has the expected status, which the extract declares, and validates against it."""
+        assert self.operation_of(response) == operation_id
+        assert response.status_code == expected, f'{response.request.method} {response.request.url}: {response.text}'
+        assert str(expected) in self.declared_statuses(operation_id)
+        self.validate(response)
+
+    def validate(self, response):
+        self.openapi.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+
+
+@pytest.fixture(scope='session')
+def openapi_extract():
+    """The :class:`OpenApiExtract` class, for test modules (which never import a conftest)."""
+    return OpenApiExtract
 
 
 @pytest.fixture

@@ -48,10 +48,15 @@ class Caller:
 
 @dataclasses.dataclass(frozen=True)
 class EndpointSpec:
-    """Which scopes a token needs here (None: ``api``, plus ``read_api`` on GET) and whether anonymous is fine."""
+    """Which scopes a token needs here (None: ``api``, plus ``read_api`` on GET), whether anonymous
+    is fine, and for routes that only some GitLab versions have, whether this instance has it."""
 
     scopes: tuple | None = None
     anonymous: bool = False
+    available: object = None
+
+    def exists_on(self, state):
+        return self.available is None or self.available(state)
 
     def allowed_scopes(self, method):
         if self.scopes is not None:
@@ -59,9 +64,9 @@ class EndpointSpec:
         return ('api', 'read_api') if method in ('GET', 'HEAD') else ('api',)
 
 
-def endpoint(scopes=None, anonymous=False):
+def endpoint(scopes=None, anonymous=False, available=None):
     def decorate(handler):
-        handler.gitlab_spec = EndpointSpec(scopes, anonymous)
+        handler.gitlab_spec = EndpointSpec(scopes, anonymous, available)
         return handler
     return decorate
 
@@ -376,8 +381,9 @@ def current_user_entity(request, user):
         'twitter': '', 'discord': '', 'website_url': '', 'github': '', 'job_title': '',
         'organization': '', 'bot': user.bot, 'confirmed_at': created, 'email': user.email,
         'theme_id': 3, 'color_scheme_id': 1, 'projects_limit': 100000,
-        'can_create_group': not user.bot, 'can_create_project': not user.bot,
-        'two_factor_enabled': False, 'external': False, 'private_profile': False,
+        'can_create_group': not (user.bot or user.external),
+        'can_create_project': not (user.bot or user.external),
+        'two_factor_enabled': False, 'external': user.external, 'private_profile': False,
         'commit_email': user.email,
     })
     if user.admin:
@@ -682,9 +688,9 @@ async def personal_token_params(request, allowed_scopes):
 def issue_personal_token(request, user, attributes):
     """PersonalAccessTokens::CreateService: model errors are 422 on these endpoints."""
     state = request.app[STATE]
-    expires_at = attributes['expires_at'] or state.default_expiry(state.settings.max_lifetime_days)
+    expires_at = attributes['expires_at'] or state.creation_expiry(user)
     errors = state.token_model_errors(attributes['name'], attributes['description'], expires_at,
-                                      attributes['scopes'])
+                                      attributes['scopes'], state.expiry_required(user))
     if errors:
         raise model.error_message(422, model.to_sentence(errors))
     token = state.add_token('personal', user, attributes['name'], attributes['scopes'], expires_at,
@@ -766,7 +772,7 @@ def resource_handlers(kind):
         params = await Params.read(request)
         expires_at = params.date('expires_at')
         params.check()
-        if not caller.user.bot:
+        if not caller.user.project_bot:
             raise model.method_not_allowed()
         resource = find_source(request, kind, request.match_info['id'], caller)
         token = find_resource_token(state, resource, caller.token.id)

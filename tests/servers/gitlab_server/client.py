@@ -57,8 +57,9 @@ class GitLabInstance:
         return _check(response)
 
     def seed(self, **lists):
-        """Add ``users``, ``groups``, ``projects``, ``members``, ``tokens``; returns them with ids
-        (tokens also with their ``token`` secret and ``user_id``)."""
+        """Add ``users``, ``groups``, ``projects``, ``service_accounts``, ``members``, ``tokens``;
+        returns them with ids (service accounts also with ``username`` and ``email``, tokens with
+        their ``token`` secret and ``user_id``)."""
         return self._call('POST', 'seed', lists)
 
     def advance_clock(self, days):
@@ -71,7 +72,9 @@ class GitLabInstance:
         return self._call('GET', 'clock')['now']
 
     def settings(self, **kw):
-        """Change instance settings (``max_lifetime_days``, ``require_expiry``, ``version``); returns all."""
+        """Change instance settings (``max_lifetime_days``, ``require_expiry``, ``version``, ``tier``,
+        ``licensed_seats``, ``service_access_tokens_expiration_enforced``, ``project_service_accounts``,
+        ``allow_top_level_group_owners_to_create_service_accounts``, ...); returns all."""
         return self._call('POST', 'settings', kw) if kw else self._call('GET', 'settings')
 
     def fault(self, kind, count=1, method=None, path=None, status=None, seconds=None, retry_after=None):
@@ -102,6 +105,16 @@ class GitLabInstance:
     def tokens(self):
         """Every token record (no secrets)."""
         return self._call('GET', 'tokens')
+
+    def users(self):
+        """Every user record: id, username, name, email, user_type, admin, bot, external,
+        provisioned_by_group_id, provisioned_by_project_id."""
+        return self._call('GET', 'users')
+
+    def members(self):
+        """Every direct membership: user_id, username, source_type (project|group), source_id,
+        source_path, access_level, expires_at."""
+        return self._call('GET', 'members')
 
     def close(self):
         """Release this client's pooled connections."""

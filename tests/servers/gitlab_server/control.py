@@ -110,8 +110,30 @@ def seed_member(state, item):
     if user is None:
         raise ControlError(f'member: no user {item["username"]!r}')
     source = resolve_seed_source(state, item)
-    state.add_member(user, source, int(item.get('access_level', model.DEVELOPER)))
+    expires_at = item.get('expires_at')
+    state.add_member(user, source, int(item.get('access_level', model.DEVELOPER)),
+                     dt.date.fromisoformat(expires_at) if expires_at else None)
     return dict(item, user_id=user.id, source_id=source.id)
+
+
+def seed_service_account(state, item):
+    """A service account of the instance, a top-level group (made if missing) or a project."""
+    unknown = set(item) - {'username', 'name', 'email', 'group', 'project'}
+    if unknown:
+        raise ControlError(f'unknown service account fields {sorted(unknown)}')
+    if 'group' in item and 'project' in item:
+        raise ControlError(f'a service account belongs to a group or a project, not both: {json.dumps(item)}')
+    owner = {}
+    if 'group' in item:
+        if '/' in item['group'].strip('/'):
+            raise ControlError(f'service account: {item["group"]!r} is a subgroup; GitLab 18.x provisions '
+                               'group service accounts in top-level groups only')
+        owner['group'] = state.ensure_group(item['group'])
+    if 'project' in item:
+        owner['project'] = resolve_seed_source(state, {'project': item['project']})
+    user = state.create_service_account(
+        name=item.get('name'), username=item.get('username'), email=item.get('email'), **owner)
+    return dict(item, id=user.id, username=user.username, email=user.email)
 
 
 def resolve_seed_source(state, item):
@@ -128,12 +150,14 @@ def resolve_seed_source(state, item):
     raise ControlError(f'needs "project" or "group": {json.dumps(item)}')
 
 
-def seed_expiry(state, item):
+def seed_expiry(state, item, user=None):
     if 'expires_in_days' in item:
         return state.clock.today() + dt.timedelta(days=int(item['expires_in_days']))
     if 'expires_at' in item:
         value = item['expires_at']
         return None if value is None else dt.date.fromisoformat(value)
+    if user is not None:
+        return state.creation_expiry(user)
     return state.default_expiry(state.settings.max_lifetime_days)
 
 
@@ -142,15 +166,16 @@ def seed_token(state, item):
     name = need(item, 'name', 'a token')
     scopes = item.get('scopes') or (['api', 'read_user'] if kind == 'personal' else ['api'])
     created_at = state.clock.now() - dt.timedelta(days=int(item.get('created_days_ago', 0)))
-    expires_at = seed_expiry(state, item)
     if kind == 'personal':
         user = state.find_user_by_username(need(item, 'user', 'a personal token'))
         if user is None:
             raise ControlError(f'token {name!r}: no user {item["user"]!r}')
+        expires_at = seed_expiry(state, item, user)
         token = state.add_token('personal', user, name, scopes, expires_at, item.get('description'),
                                 created_at=created_at)
     elif kind in ('project', 'group'):
         resource = resolve_seed_source(state, {kind: need(item, kind, f'a {kind} token')})
+        expires_at = seed_expiry(state, item)
         bot = state.add_bot_user(resource, name)
         state.add_member(bot, resource, int(item.get('access_level', model.MAINTAINER)))
         token = state.add_token(kind, bot, name, scopes, expires_at, item.get('description'),
@@ -164,11 +189,14 @@ def seed_token(state, item):
                 expires_at=api.date_text(token.expires_at))
 
 
+SEED_LISTS = ('users', 'groups', 'projects', 'service_accounts', 'members', 'tokens')
+
+
 def seed_document(state, body):
-    """Add users, groups, projects, memberships and tokens; all or nothing."""
+    """Add users, groups, projects, service accounts, memberships and tokens, in that order; all or nothing."""
     if not isinstance(body, dict):
         raise ControlError('a seed document is a JSON object')
-    unknown = set(body) - {'users', 'groups', 'projects', 'members', 'tokens'}
+    unknown = set(body) - set(SEED_LISTS)
     if unknown:
         raise ControlError(f'unknown seed lists: {sorted(unknown)}')
     saved = state.snapshot()
@@ -179,6 +207,8 @@ def seed_document(state, body):
                        for item in body.get('groups', [])],
             'projects': [dict(item, id=state.add_project(need(item, 'path', 'a project')).id)
                          for item in body.get('projects', [])],
+            'service_accounts': [seed_service_account(state, item)
+                                 for item in body.get('service_accounts', [])],
             'members': [seed_member(state, item) for item in body.get('members', [])],
             'tokens': [seed_token(state, item) for item in body.get('tokens', [])],
         }
@@ -231,8 +261,15 @@ async def set_settings(request):
     if 'max_lifetime_days' in body and not (isinstance(body['max_lifetime_days'], int)
                                             and body['max_lifetime_days'] > 0):
         raise ControlError('max_lifetime_days must be a positive integer')
-    if 'require_expiry' in body and not isinstance(body['require_expiry'], bool):
-        raise ControlError('require_expiry must be true or false')
+    for flag in ('require_expiry', 'allow_top_level_group_owners_to_create_service_accounts',
+                 'service_access_tokens_expiration_enforced', 'project_service_accounts'):
+        if flag in body and not isinstance(body[flag], bool):
+            raise ControlError(f'{flag} must be true or false')
+    if 'tier' in body and body['tier'] not in model.TIERS:
+        raise ControlError(f'tier must be one of {list(model.TIERS)}, not {body["tier"]!r}')
+    seats = body.get('licensed_seats')
+    if seats is not None and not (isinstance(seats, int) and not isinstance(seats, bool) and seats >= 0):
+        raise ControlError('licensed_seats must be null (no limit) or a whole number >= 0')
     for key, value in body.items():
         setattr(settings, key, value)
     return reply(dataclasses.asdict(settings))
@@ -297,6 +334,38 @@ async def list_tokens(request):
     return reply([token_record(state, t) for t in sorted(state.tokens.values(), key=lambda t: t.id)])
 
 
+def user_record(user):
+    """A user as tests see it."""
+    return {
+        'id': user.id, 'username': user.username, 'name': user.name, 'email': user.email,
+        'user_type': user.user_type, 'admin': user.admin, 'bot': user.bot, 'external': user.external,
+        'provisioned_by_group_id': user.provisioned_by_group_id,
+        'provisioned_by_project_id': user.provisioned_by_project_id,
+    }
+
+
+def member_record(state, key, membership):
+    kind, source_id, user_id = key
+    source = (state.projects if kind == 'project' else state.groups)[source_id]
+    return {
+        'user_id': user_id, 'username': state.users[user_id].username, 'source_type': kind,
+        'source_id': source_id, 'source_path': source.full_path, 'access_level': membership.access_level,
+        'expires_at': api.date_text(membership.expires_at),
+    }
+
+
+@control_route
+async def list_users(request):
+    state = server_of(request).state
+    return reply([user_record(u) for u in sorted(state.users.values(), key=lambda u: u.id)])
+
+
+@control_route
+async def list_members(request):
+    state = server_of(request).state
+    return reply([member_record(state, key, membership) for key, membership in sorted(state.members.items(), key=lambda item: item[0])])
+
+
 @control_route
 async def reset(request):
     server = server_of(request)
@@ -318,5 +387,7 @@ def add_routes(app):
         web.delete(PREFIX + 'requests', clear_requests),
         web.get(PREFIX + 'secrets', list_secrets),
         web.get(PREFIX + 'tokens', list_tokens),
+        web.get(PREFIX + 'users', list_users),
+        web.get(PREFIX + 'members', list_members),
         web.post(PREFIX + 'reset', reset),
     ])

@@ -14,7 +14,7 @@ import socket
 
 from aiohttp import web
 
-from gitlab_server import api, control, model
+from gitlab_server import api, control, members, model, service_accounts
 from gitlab_server.control import SERVER
 
 HTML_ERROR_PAGE = (
@@ -45,6 +45,8 @@ class InstanceServer:
         self.app[api.STATE] = self.state
         self.app.on_response_prepare.append(stamp_date)
         api.add_routes(self.app)
+        members.add_routes(self.app)
+        service_accounts.add_routes(self.app)
         control.add_routes(self.app)
 
     @property
@@ -141,10 +143,11 @@ async def gitlab_middleware(request, handler):
 async def dispatch(request, handler):
     try:
         match_info = request.match_info
-        if match_info.http_exception is not None:
+        spec = api.spec_of(match_info.handler) if match_info.http_exception is None else None
+        if spec is None or not spec.exists_on(request.app[api.STATE]):
             # Grape's catch-all route answers unknown paths and methods alike.
             raise model.ApiError(404, {'error': '404 Not Found'})
-        request[api.CALLER] = api.authenticate(request, api.spec_of(match_info.handler))
+        request[api.CALLER] = api.authenticate(request, spec)
         return await handler(request)
     except model.ApiError as error:
         return api.error_response(error)

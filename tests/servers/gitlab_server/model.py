@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import secrets
 
 UTC = dt.timezone.utc
@@ -33,6 +34,21 @@ LAST_USED_RESOLUTION = dt.timedelta(minutes=10)
 MAX_TEXT_LENGTH = 255
 ADMIN_TOKEN_NAME = 'admin'
 ADMIN_TOKEN_SCOPES = ('api', 'read_user')
+
+HUMAN, PROJECT_BOT, SERVICE_ACCOUNT = 'human', 'project_bot', 'service_account'
+# HasUserType::BOT_USER_TYPES includes service accounts, so the users API says `bot: true` for them.
+BOT_USER_TYPES = (PROJECT_BOT, SERVICE_ACCOUNT)
+TIERS = ('free', 'premium', 'ultimate')
+SERVICE_ACCOUNT_NAME = 'Service account user'
+# Gitlab::ApplicationRateLimiter's service_account_creation: per user, on every create route.
+SERVICE_ACCOUNT_CREATION_LIMIT = 10
+SERVICE_ACCOUNT_CREATION_PERIOD = dt.timedelta(minutes=1)
+RATE_LIMITED_MESSAGE = 'This endpoint has been requested too many times. Try again later.'
+NO_SEATS_MESSAGE = 'No more seats are available to create Service Account User'
+USERNAME_PATTERN = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_.-]*$')
+USERNAME_FORMAT_ERROR = ("Username can contain only letters, digits, '_', '-' and '.'. "
+                         "Cannot start with '-' or end in '.', '.git' or '.atom'.")
+EMAIL_PATTERN = re.compile(r'^[^@\s]+@[^@\s]+$')
 
 
 class ApiError(Exception):
@@ -72,6 +88,14 @@ def record_not_found():
 
 def method_not_allowed():
     return error_message(405, '405 Method Not Allowed')
+
+
+class AccountError(ValueError):
+    """A user the model refuses; the message is GitLab's sentence of its errors."""
+
+    def __init__(self, messages):
+        super().__init__(to_sentence(messages))
+        self.messages = messages
 
 
 def param_errors(messages):
@@ -126,6 +150,13 @@ class Settings:
     require_expiry: bool = True
     version: str = '18.1.1-ee'
     revision: str = 'ceb07b24cb0'
+    allow_top_level_group_owners_to_create_service_accounts: bool = False
+    service_access_tokens_expiration_enforced: bool = True
+    tier: str = 'ultimate'
+    # Premium only: service accounts may be created while there are fewer than this (None: no limit).
+    licensed_seats: int | None = None
+    # Project service accounts arrived in GitLab 18.11; off, their routes do not exist.
+    project_service_accounts: bool = False
 
 
 @dataclasses.dataclass
@@ -135,10 +166,33 @@ class User:
     name: str
     created_at: dt.datetime
     admin: bool = False
-    bot: bool = False
+    user_type: str = HUMAN
     email: str = ''
     # Users' personal namespaces share the id sequence of groups, as in GitLab.
     namespace_id: int = 0
+    external: bool = False
+    provisioned_by_group_id: int | None = None
+    provisioned_by_project_id: int | None = None
+
+    @property
+    def bot(self):
+        return self.user_type in BOT_USER_TYPES
+
+    @property
+    def project_bot(self):
+        """The bot user of a project or group access token (GitLab calls both ``project_bot``)."""
+        return self.user_type == PROJECT_BOT
+
+    @property
+    def service_account(self):
+        return self.user_type == SERVICE_ACCOUNT
+
+
+@dataclasses.dataclass
+class Membership:
+    access_level: int
+    created_at: dt.datetime
+    expires_at: dt.date | None = None
 
 
 @dataclasses.dataclass
@@ -214,6 +268,8 @@ class Instance:
         self.members = {}
         self.tokens = {}
         self.tokens_by_secret = {}
+        # user id -> when each of their recent service-account creations was attempted
+        self.service_account_creations = {}
         self._ids = {'user': 0, 'group': 0, 'project': 0, 'token': 0}
         admin = self.add_user('root', name='Administrator', admin=True)
         # The administrator's token never expires, so tests that move the clock keep control.
@@ -234,16 +290,53 @@ class Instance:
         return self._ids[kind]
 
     # ----------------------------------------------------------------- users and resources
-    def add_user(self, username, name=None, admin=False, bot=False, email=None):
+    def add_user(self, username, name=None, admin=False, user_type=HUMAN, email=None, **attributes):
         if self.find_user_by_username(username):
             raise ValueError(f'user {username!r} already exists')
         user = User(
             id=self._next_id('user'), username=username, name=name or username,
-            created_at=self.clock.now(), admin=admin, bot=bot,
+            created_at=self.clock.now(), admin=admin, user_type=user_type,
             email=email or f'{username}@example.com', namespace_id=self._next_id('group'),
+            **attributes,
         )
         self.users[user.id] = user
         return user
+
+    def find_user_by_email(self, email):
+        wanted = email.lower()
+        return next((u for u in self.users.values() if u.email.lower() == wanted), None)
+
+    def remove_user(self, user):
+        """Users::DestroyService: the user, its tokens, memberships and personal projects go."""
+        for project in [p for p in self.projects.values() if p.owner_id == user.id]:
+            self.remove_project(project)
+        for token in [t for t in self.tokens.values() if t.user_id == user.id]:
+            del self.tokens[token.id]
+            del self.tokens_by_secret[token.secret]
+        for key in [k for k in self.members if k[2] == user.id]:
+            del self.members[key]
+        self.service_account_creations.pop(user.id, None)
+        del self.users[user.id]
+
+    def remove_project(self, project):
+        for key in [k for k in self.members if k[:2] == ('project', project.id)]:
+            del self.members[key]
+        for token in self.resource_tokens(project):
+            del self.tokens[token.id]
+            del self.tokens_by_secret[token.secret]
+        del self.projects[project.id]
+
+    def sole_owned_groups(self, user):
+        """Groups where this user is the only direct Owner (``User#can_be_removed?`` is false then)."""
+        owned = []
+        for (kind, source_id, user_id), membership in self.members.items():
+            if kind != 'group' or user_id != user.id or membership.access_level != OWNER:
+                continue
+            owners = [k for k, m in self.members.items()
+                      if k[:2] == ('group', source_id) and m.access_level == OWNER]
+            if len(owners) == 1:
+                owned.append(self.groups[source_id])
+        return owned
 
     def find_user_by_username(self, username):
         wanted = username.lower()
@@ -296,10 +389,45 @@ class Instance:
         self.projects[project.id] = project
         return project
 
-    def add_member(self, user, source, access_level):
+    def add_member(self, user, source, access_level, expires_at=None):
+        """Add or change a direct membership (a change keeps its creation time)."""
         if access_level not in ACCESS_LEVELS:
             raise ValueError(f'access_level {access_level!r} is not one of {list(ACCESS_LEVELS)}')
-        self.members[(source_kind(source), source.id, user.id)] = access_level
+        key = (source_kind(source), source.id, user.id)
+        existing = self.members.get(key)
+        self.members[key] = Membership(
+            access_level, existing.created_at if existing else self.clock.now(), expires_at)
+
+    def membership(self, user_id, source):
+        """The user's direct membership of this project or group, None when absent or expired."""
+        membership = self.members.get((source_kind(source), source.id, user_id))
+        if membership is None or (membership.expires_at and membership.expires_at <= self.clock.today()):
+            return None
+        return membership
+
+    def remove_member(self, user_id, source):
+        del self.members[(source_kind(source), source.id, user_id)]
+
+    def direct_members(self, source):
+        """(user, membership) of every direct member, by user id."""
+        kind = source_kind(source)
+        found = [(self.users[user_id], self.membership(user_id, source))
+                 for (k, source_id, user_id) in self.members if k == kind and source_id == source.id]
+        return sorted([(u, m) for u, m in found if m is not None], key=lambda pair: pair[0].id)
+
+    def all_members(self, source):
+        """Direct and inherited members, each user once with their highest role (``members/all``)."""
+        sources = [source]
+        if isinstance(source, Project) and source.group_id:
+            sources += self.group_ancestry(source.group_id)
+        elif isinstance(source, Group) and source.parent_id:
+            sources += self.group_ancestry(source.parent_id)
+        best = {}
+        for each in sources:
+            for user, membership in self.direct_members(each):
+                if user.id not in best or membership.access_level > best[user.id][1].access_level:
+                    best[user.id] = (user, membership)
+        return [best[user_id] for user_id in sorted(best)]
 
     def group_ancestry(self, group_id):
         """This group and its parents, nearest first."""
@@ -311,7 +439,8 @@ class Instance:
         return chain
 
     def direct_access(self, user, source):
-        return self.members.get((source_kind(source), source.id, user.id), 0)
+        membership = self.membership(user.id, source)
+        return membership.access_level if membership else 0
 
     def inherited_group_access(self, user, group_id):
         return max((self.direct_access(user, g) for g in self.group_ancestry(group_id)), default=0)
@@ -348,6 +477,107 @@ class Instance:
         finder = self.find_project_by_path if kind == 'project' else self.find_group_by_path
         return finder(ref)
 
+    # ------------------------------------------------------------------- service accounts
+    def service_accounts(self, group=None, project=None):
+        """Service accounts by id: every one, or those a group or project provisioned."""
+        accounts = sorted((u for u in self.users.values() if u.service_account), key=lambda u: u.id)
+        if group is not None:
+            accounts = [u for u in accounts if u.provisioned_by_group_id == group.id]
+        if project is not None:
+            accounts = [u for u in accounts if u.provisioned_by_project_id == project.id]
+        return accounts
+
+    def service_accounts_available(self):
+        """The licensed feature: Premium and Ultimate (GitLab 18.x docs)."""
+        return self.settings.tier != 'free'
+
+    def service_account_seat_available(self):
+        """Premium allows one service account per licensed seat; Ultimate has no limit."""
+        if self.settings.tier != 'premium' or self.settings.licensed_seats is None:
+            return True
+        return len(self.service_accounts()) < self.settings.licensed_seats
+
+    def count_service_account_creation(self, user):
+        """Count one creation attempt by this user; 429 beyond the limit within a minute (instance clock)."""
+        now = self.clock.now()
+        recent = [moment for moment in self.service_account_creations.get(user.id, [])
+                  if abs(now - moment) < SERVICE_ACCOUNT_CREATION_PERIOD]
+        recent.append(now)
+        self.service_account_creations[user.id] = recent
+        if len(recent) > SERVICE_ACCOUNT_CREATION_LIMIT:
+            retry_after = str(int(SERVICE_ACCOUNT_CREATION_PERIOD.total_seconds()))
+            raise ApiError(429, {'message': {'error': RATE_LIMITED_MESSAGE}}, {'Retry-After': retry_after})
+
+    def username_taken(self, username, exclude=None):
+        """Usernames share one namespace with top-level groups, case-insensitively."""
+        user = self.find_user_by_username(username)
+        if user is not None and user is not exclude:
+            return True
+        wanted = username.lower()
+        return any(g.parent_id is None and g.full_path.lower() == wanted for g in self.groups.values())
+
+    def generated_username(self, prefix):
+        """Gitlab::Utils::UsernameAndEmailGenerator: the prefix, 32 hex characters, a counter if taken."""
+        base = f'{prefix}_{secrets.token_hex(16)}'
+        candidate, counter = base, 0
+        while self.username_taken(candidate):
+            counter += 1
+            candidate = f'{base}{counter}'
+        return candidate
+
+    def account_errors(self, name=None, username=None, email=None, exclude=None):
+        """User model validation of these attributes, as full messages (None: not being set)."""
+        errors = []
+        if email is not None:
+            other = self.find_user_by_email(email)
+            if not EMAIL_PATTERN.match(email):
+                errors.append('Email is invalid')
+            elif other is not None and other is not exclude:
+                errors.append('Email has already been taken')
+        if name is not None and len(name) > MAX_TEXT_LENGTH:
+            errors.append(f'Name is too long (maximum is {MAX_TEXT_LENGTH} characters)')
+        if username is not None:
+            if not USERNAME_PATTERN.match(username) or username.endswith(('.', '.git', '.atom')):
+                errors.append(USERNAME_FORMAT_ERROR)
+            elif len(username) > MAX_TEXT_LENGTH:
+                errors.append(f'Username is too long (maximum is {MAX_TEXT_LENGTH} characters)')
+            elif self.username_taken(username, exclude):
+                errors.append('Username has already been taken')
+        return errors
+
+    def create_service_account(self, name=None, username=None, email=None, group=None, project=None):
+        """The create services' user, external, with generated defaults; AccountError when refused.
+
+        The default email is built from the generated username even when a username is given,
+        as GitLab's generator does.
+        """
+        prefix = 'service_account'
+        if group is not None:
+            prefix += f'_group_{group.id}'
+        elif project is not None:
+            prefix += f'_project_{project.id}'
+        generated = self.generated_username(prefix)
+        username = username or generated
+        email = email or f'{generated}@noreply.{self.host}'
+        name = name or SERVICE_ACCOUNT_NAME
+        errors = self.account_errors(name, username, email)
+        if errors:
+            raise AccountError(errors)
+        return self.add_user(
+            username, name=name, user_type=SERVICE_ACCOUNT, email=email, external=True,
+            provisioned_by_group_id=group.id if group else None,
+            provisioned_by_project_id=project.id if project else None)
+
+    def update_service_account(self, user, name=None, username=None, email=None):
+        """Change the given attributes (blanks are never given: GitLab drops them); AccountError when refused."""
+        errors = self.account_errors(name, username, email, exclude=user)
+        if errors:
+            raise AccountError(errors)
+        user.name = name or user.name
+        user.username = username or user.username
+        user.email = email or user.email
+        return user
+
     # ----------------------------------------------------------------------------- tokens
     def add_token(self, kind, user, name, scopes, expires_at, description=None,
                   previous_id=None, resource=None, created_at=None):
@@ -375,7 +605,8 @@ class Instance:
         resource = self.resource_of(token)
         if resource is None:
             return None
-        return self.members.get((token.resource_type, resource.id, token.user_id), 0)
+        membership = self.members.get((token.resource_type, resource.id, token.user_id))
+        return membership.access_level if membership else 0
 
     def default_expiry(self, days):
         return self.clock.today() + dt.timedelta(days=days) if self.settings.require_expiry else None
@@ -383,7 +614,30 @@ class Instance:
     def max_expiry(self):
         return self.clock.today() + dt.timedelta(days=self.settings.max_lifetime_days)
 
-    def token_model_errors(self, name, description, expires_at, scopes):
+    def service_account_expiry_enforced(self):
+        """ServiceAccountTokenValidator#expiry_enforced? on Self-Managed: always on the Free tier."""
+        return self.settings.tier == 'free' or self.settings.service_access_tokens_expiration_enforced
+
+    def expiry_required(self, user):
+        if user.service_account:
+            return self.service_account_expiry_enforced()
+        return self.settings.require_expiry
+
+    def creation_expiry(self, user):
+        """The expiry of a new personal token whose request named none."""
+        if user.service_account:
+            return self.max_expiry() if self.service_account_expiry_enforced() else None
+        return self.default_expiry(self.settings.max_lifetime_days)
+
+    def rotation_expiry(self, user):
+        """The expiry of a rotated token whose request named none: a week (never past the maximum)."""
+        if user.service_account:
+            if not self.service_account_expiry_enforced():
+                return None
+            return min(self.clock.today() + dt.timedelta(days=ROTATION_DEFAULT_DAYS), self.max_expiry())
+        return self.default_expiry(ROTATION_DEFAULT_DAYS)
+
+    def token_model_errors(self, name, description, expires_at, scopes, expiry_required=None):
         """Rails model validation of a new token, as full messages."""
         errors = []
         if not name or not name.strip():
@@ -394,7 +648,9 @@ class Instance:
             errors.append(f'Description is too long (maximum is {MAX_TEXT_LENGTH} characters)')
         if not scopes:
             errors.append("Scopes can't be blank")
-        if expires_at is None and self.settings.require_expiry:
+        if expiry_required is None:
+            expiry_required = self.settings.require_expiry
+        if expires_at is None and expiry_required:
             errors.append("Expires at can't be blank")
         if expires_at is not None and expires_at > self.max_expiry():
             errors.append(f'Expires at must be before {self.max_expiry().isoformat()}')
@@ -404,10 +660,11 @@ class Instance:
                               access_level):
         """ResourceAccessTokens::CreateService: a bot user, its membership, its token."""
         kind = source_kind(resource)
-        can_create = (creator.admin or (not creator.bot and self.access_level(creator, resource) >= manage_level(kind)))
+        can_create = (creator.admin or (not creator.project_bot
+                                        and self.access_level(creator, resource) >= manage_level(kind)))
         if not can_create:
             raise bad_request(f'User does not have permission to create {kind} access token')
-        if not creator.bot and self.access_level(creator, resource) < access_level:
+        if not creator.project_bot and self.access_level(creator, resource) < access_level:
             raise bad_request('Access level of the token contains permissions not held by the creating user')
         if expires_at is None:
             expires_at = self.default_expiry(self.settings.max_lifetime_days)
@@ -421,7 +678,7 @@ class Instance:
     def add_bot_user(self, resource, name):
         kind = source_kind(resource)
         username = f'{kind}_{resource.id}_bot_{secrets.token_hex(16)}'
-        return self.add_user(username, name=name, bot=True, email=f'{username}@noreply.{self.host}')
+        return self.add_user(username, name=name, user_type=PROJECT_BOT, email=f'{username}@noreply.{self.host}')
 
     def rotate(self, token, caller, expires_at, check_role=False):
         """PersonalAccessTokens::RotateService; returns the new token.
@@ -436,14 +693,16 @@ class Instance:
             held = self.access_level(caller, resource)
             if held < manage_level(token.resource_type) or held < self.token_access_level(token):
                 raise bad_request('Not eligible to rotate tokens with permissions not held by the user')
+        owner = self.users[token.user_id]
         if expires_at is None:
-            expires_at = self.default_expiry(ROTATION_DEFAULT_DAYS)
-        errors = self.token_model_errors(token.name, token.description, expires_at, token.scopes)
+            expires_at = self.rotation_expiry(owner)
+        errors = self.token_model_errors(token.name, token.description, expires_at, token.scopes,
+                                         self.expiry_required(owner))
         if errors:
             raise bad_request(to_sentence(errors))
         token.revoked = True
         return self.add_token(
-            token.kind, self.users[token.user_id], token.name, token.scopes, expires_at,
+            token.kind, owner, token.name, token.scopes, expires_at,
             token.description, previous_id=token.id, resource=resource)
 
     def revoke_descendants(self, token):
