@@ -190,8 +190,10 @@ class GitLabClient(_GitlabBase):
     def errors(self, action, hints=None, write=False):
         """Turn a failure of the GitLab calls inside into a GitLabModuleError about ``action``.
 
-        ``hints`` maps an HTTP status to advice for this operation; ``write`` marks requests
-        that are not retried, so the advice says GitLab may have applied them.
+        ``hints`` maps an HTTP status to advice for this operation, or to a function of
+        GitLab's message that returns the advice (where one status has several causes);
+        ``write`` marks requests that are not retried, so the advice says GitLab may have
+        applied them.
         """
         try:
             yield
@@ -319,8 +321,10 @@ def describe_error(error, action, url, timeout, retries, hints=None, write=False
     if message.startswith('%d ' % code):
         message = message[len('%d ' % code):]
     text = '%s: GitLab answered %d: %s' % (lead, code, message.rstrip('.'))
-    hint = (_credential_hint(code, error, message) or hints.get(code)
-            or _default_hint(code, message, retries, write))
+    hint = hints.get(code)
+    if callable(hint):
+        hint = hint(message)
+    hint = _credential_hint(code, error, message) or hint or _default_hint(code, message, retries, write)
     if write and code >= 500:
         hint = '%s; %s' % (hint, may_have_applied) if hint else may_have_applied
     return one_line('%s. %s' % (text, hint) if hint else text)

@@ -19,6 +19,8 @@ MODULES = {
     'project': 'mobb.scm.gitlab_project_access_token',
     'group': 'mobb.scm.gitlab_group_access_token',
     'info': 'mobb.scm.gitlab_access_token_info',
+    'service_account': 'mobb.scm.gitlab_service_account',
+    'service_account_info': 'mobb.scm.gitlab_service_account_info',
 }
 
 

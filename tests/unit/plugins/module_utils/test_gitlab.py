@@ -63,6 +63,18 @@ def test_operation_hint_replaces_the_default_one():
                     '403: Forbidden. GitLab lets only administrators create them')
 
 
+@pytest.mark.parametrize('message, hint', [
+    ('403 Forbidden - No more seats are available to create Service Account User', 'no seat left'),
+    ('403 Forbidden', 'only administrators'),
+])
+def test_a_hint_may_depend_on_gitlabs_message(message, hint):
+    error = http_error(gitlab.exceptions.GitlabCreateError, 403, {'message': message})
+    text = describe(error, action="create service account 'mobb-bot' of the instance", write=True,
+                    hints={403: lambda said: 'no seat left' if 'seats' in said else 'only administrators'})
+    assert text == ("Could not create service account 'mobb-bot' of the instance: GitLab answered 403: %s. %s"
+                    % (message[len('403 '):], hint))
+
+
 @pytest.mark.parametrize('body, hint', [
     ({'error': 'invalid_token', 'error_description': 'Token is expired. You can either do '
                                                      're-authorization or token refresh.'},
