@@ -114,7 +114,7 @@ options:
     description:
       - Kind of token Mobb uses.
       - V(service_account) is a personal access token of a GitLab service account (O(service_account)), the
-        recommended form where GitLab offers service accounts (Premium and Ultimate): the account uses no seat,
+        recommended form where GitLab offers service accounts (Premium and Ultimate). The account uses no seat,
         cannot sign in, and reaches only the projects and groups it is a member of
         (O(service_account_memberships)). On GitLab Free, use a project token, or a personal token of a
         dedicated user.

@@ -30,8 +30,10 @@ description:
     M(mobb.scm.mobb_integration)); it is never in diffs, warnings or error messages.
   - Several active tokens with the same name are never chosen between silently. The
     newest is managed, the others are listed in RV(duplicate_token_ids) with a warning.
-  - A run that changes nothing makes two GitLab requests (the account, then its token list,
-    filtered by GitLab); with O(rotation_method=self_rotate), one.
+  - A run that changes nothing makes two GitLab requests for a group service account (the
+    group's accounts, then the account's token list, filtered by GitLab) and three for an
+    instance one (the accounts, the account's user, its token list); with
+    O(rotation_method=self_rotate), one.
 author:
   - mobb.scm maintainers (@mobb-dev)
 options:
