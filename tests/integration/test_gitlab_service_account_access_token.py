@@ -106,8 +106,8 @@ def test_rotates_near_expiry_with_an_explicit_expiry(plays, gitlab, seeded, bot,
     assert rotated['expires_at'] == in_days(gitlab, 30) and rotated['days_left'] == 30
     assert plays.token(created['token_id'])['revoked'] is True
     assert plays.token(rotated['token_id'])['previous_id'] == created['token_id']
-    posts = [entry for entry in writes(requests_between(run, 'due', 'rotated'))]
-    assert [entry['path'].endswith(f'/{created["token_id"]}/rotate') for entry in posts] == [True]
+    assert [entry['path'].endswith(f'/{created["token_id"]}/rotate')
+            for entry in writes(requests_between(run, 'due', 'rotated'))] == [True]
     assert plays.whoami(plays.secret(rotated['token_sha256']))[0] == 200
 
 
@@ -119,9 +119,9 @@ def test_check_mode_decides_the_same_and_writes_nothing_and_diff_shows_no_secret
     before = plays.token_records()
     run = plays.run([
         snapshot('start'),
-        *issue('create', MODULE, **dict(GROUP_BOT, name='missing')),
+        *issue('create', MODULE, **{**GROUP_BOT, 'name': 'missing'}),
         *issue('rotate', MODULE, **GROUP_BOT, rotation_method='rotate'),
-        call('revoke', MODULE, **dict(GROUP_BOT, name='doomed'), state='absent'),
+        call('revoke', MODULE, **{**GROUP_BOT, 'name': 'doomed'}, state='absent'),
         snapshot('end'),
     ], token=alice(seeded), check=True, diff=True)
     assert writes(requests_between(run, 'start', 'end')) == [] and plays.token_records() == before
@@ -171,8 +171,8 @@ def test_self_rotate_needs_neither_owner_nor_administrator(plays, gitlab, seeded
         snapshot('end'),
     ], token=own['token'])
     rotated = public(run, 'self rotate')
-    assert (rotated['action'], rotated['previous_token_id'], rotated['user_id']) == ('rotated', own['id'],
-                                                                                    own['user_id'])
+    assert (rotated['action'], rotated['previous_token_id']) == ('rotated', own['id'])
+    assert rotated['user_id'] == own['user_id']
     assert rotated['expires_at'] == in_days(gitlab, 60)
     assert calls(requests_between(run, 'start', 'end')) == [
         ('GET', '/api/v4/personal_access_tokens/self'), ('GET', '/api/v4/user'),
