@@ -63,8 +63,8 @@ def test_adding_a_member_fails_with_gitlab_bodies(gl_team):
     assert (level.status_code, level.json()) == (400, {'error': 'access_level does not have a valid value'})
     missing = gl_team.admin_raw('POST', url, json={})
     assert (missing.status_code, message(missing)) == (400, 'access_level is missing, user_id is missing')
-    past = gl_team.admin_raw('POST', url, json={'user_id': gl_team.user_ids['erin'], 'access_level': 30,
-                                               'expires_at': gl_team.day(-1)})
+    yesterday = {'user_id': gl_team.user_ids['erin'], 'access_level': 30, 'expires_at': gl_team.day(-1)}
+    past = gl_team.admin_raw('POST', url, json=yesterday)
     assert (past.status_code, past.json()) == (400, {'message': {'expires_at': ['cannot be a date in the past']}})
     hidden = gl_team.admin_raw('POST', '/projects/team%2Fnothing/members',
                                json={'user_id': gl_team.user_ids['erin'], 'access_level': 30})

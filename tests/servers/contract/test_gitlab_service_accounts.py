@@ -354,8 +354,8 @@ def test_ten_creations_a_minute_per_user(gl_team):
     gl_team.instance.seed(users=[{'username': 'ops', 'admin': True}])
     ops = seed_token(gl_team, 'ops', scopes=['api'])['token']
     statuses = [gl_team.admin_raw('POST', '/service_accounts', json={'username': 'root-sa'}).status_code
-                for _ in range(5)]
-    statuses += [gl_team.admin_raw('POST', '/groups/team/service_accounts').status_code for _ in range(5)]
+                for _attempt in range(5)]
+    statuses += [gl_team.admin_raw('POST', '/groups/team/service_accounts').status_code for _attempt in range(5)]
     assert statuses == [201] + [400] * 4 + [201] * 5  # refused attempts count too
     limited = gl_team.admin_raw('POST', '/service_accounts')
     assert (limited.status_code, limited.json(), limited.headers['Retry-After']) == (429, RATE_LIMITED, '60')

@@ -124,9 +124,8 @@ class Scope:
     def account(self, request, source):
         """An account this group or project provisioned; any other user is 404."""
         user_id = path_user_id(request)
-        state = request.app[STATE]
-        user = state.users.get(user_id)
-        if user is None or user not in self.provisioned(state, source):
+        user = request.app[STATE].users.get(user_id)
+        if user is None or not user.service_account or getattr(user, f'provisioned_by_{self.kind}_id') != source.id:
             raise model.not_found('User')
         return user
 
