@@ -5,8 +5,8 @@
 
 The token modules share everything here; they differ only in the TokenOwner they build
 (PersonalTokens, ServiceAccountTokens, ProjectTokens, GroupTokens): how the owner is
-resolved and which python-gitlab manager holds its tokens. Secrets live only in the dict GitLab returned and
-in the ``token`` result key.
+resolved and which python-gitlab manager holds its tokens. Secrets live only in the dict
+GitLab returned and in the ``token`` result key.
 """
 
 from __future__ import annotations

@@ -314,9 +314,12 @@ class ServiceAccountSetup:
         self.created = False    # this run created it (in check mode: would)
         self.lacking = []       # (membership, its current level or None), as the run found them
         self.added = []         # memberships this run added (in check mode: would add)
+        self.predicted = False  # check mode: created and added are what a run would do
 
     def written(self):
         """What this run changed about the account, as a sentence ('' when nothing)."""
+        if self.predicted:
+            return ''
         done = []
         if self.created and self.account:
             done.append("created service account '%s' (id %s)" % (self.account['username'], self.account['id']))
@@ -326,11 +329,11 @@ class ServiceAccountSetup:
 
     def view(self, settings):
         """The result's ``service_account``."""
-        levels = dict((id(membership), level) for membership, level in self.lacking)
+        levels = dict(self.lacking)
         return dict(username=settings.service_account, group=settings.group,
                     id=self.account['id'] if self.account else None, created=self.created,
                     memberships_added=[{membership.kind: membership.ref, 'access_level': membership.access_level,
-                                        'previous_access_level': levels.get(id(membership))}
+                                        'previous_access_level': levels.get(membership)}
                                        for membership in self.added])
 
 
@@ -553,16 +556,19 @@ class Rotation:
     def _list_tokens(self):
         """The tokens with the name; none for a service account this run will create."""
         try:
-            return self.owner.list_tokens(self.settings.token_name)
+            tokens = self.owner.list_tokens(self.settings.token_name)
         except ServiceAccountMissing as error:
-            settings = self.settings
-            if not settings.service_account_create:
-                raise StepFailed(Outcome('account_missing', "%s. Nothing was changed; Mobb was not asked. Set "
+            if not self.settings.service_account_create:
+                raise StepFailed(Outcome('account_missing', '%s. Nothing was changed; Mobb was not asked. Set '
                                          'service_account_create: true (in the role, '
                                          'gitlab_token_rotation_service_account_create) to let the run create it '
-                                         'with its memberships, or create it with mobb.scm.gitlab_service_account.' % error.what))
+                                         'with its memberships, or create it with mobb.scm.gitlab_service_account.'
+                                         % error.what))
             self.account.missing = True
             return []
+        if self.account is not None:
+            self.account.account = self.owner.account()
+        return tokens
 
     def _read_mobb(self, identify=False):
         """Mobb's answer now; the stored token's value, if Mobb returns it, is only hashed
@@ -651,7 +657,6 @@ class Rotation:
         if setup.missing:
             setup.lacking = [(membership, None) for membership in settings.memberships]
         else:
-            setup.account = self.owner.account()
             try:
                 setup.lacking = self._memberships().missing(settings.memberships)
             except GitLabModuleError as error:
@@ -664,6 +669,7 @@ class Rotation:
                                      'the role, gitlab_token_rotation_service_account_create) to let the run add it.'
                                      % (self.owner.label(), self._lacking_text(), self._still_working())))
         if self.check_mode:
+            setup.predicted = True
             setup.created = setup.missing
             setup.added = [membership for membership, _level in setup.lacking]
             if setup.lacking:

@@ -644,7 +644,7 @@ def test_service_account_first_run_creates_the_account_its_membership_and_token_
 
     outcome, result = world.run(**options)
     assert outcome.name == 'none' and not result['changed'] and result['reasons'] == []
-    assert result['service_account'] == {'username': BOT, 'group': 'team', 'id': None, 'created': False,
+    assert result['service_account'] == {'username': BOT, 'group': 'team', 'id': account['id'], 'created': False,
                                          'memberships_added': []}
     assert world.writes() == ([], [])
     # The no-op reads the account and its tokens, never the memberships.
