@@ -13,7 +13,7 @@ RECORD_KEYS = (
     'label', 'gitlab_url', 'scm_url', 'token_type', 'owner', 'token_name', 'rotation_method', 'action', 'outcome',
     'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'new_token_fingerprint',
     'previous_token_id', 'revoked_token_ids', 'duplicate_token_ids', 'connected', 'connection_status',
-    'connection_message', 'brokered', 'token_last_update', 'mobb_token', 'failed', 'msg',
+    'connection_message', 'brokered', 'token_last_update', 'mobb_token', 'service_account', 'failed', 'msg',
 )
 COLUMNS = ('Host', 'Token', 'Action', 'Token id', 'Expires', 'Days left', 'Mobb')
 

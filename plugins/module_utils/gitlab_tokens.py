@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """GitLab access tokens of users, projects and groups: find, decide, issue, revoke, report.
 
-The three token modules share everything here; they differ only in the TokenOwner they
-build (PersonalTokens, ProjectTokens, GroupTokens): how the owner is resolved and which
-python-gitlab manager holds its tokens. Secrets live only in the dict GitLab returned and
-in the ``token`` result key.
+The token modules share everything here; they differ only in the TokenOwner they build
+(PersonalTokens, ServiceAccountTokens, ProjectTokens, GroupTokens): how the owner is
+resolved and which python-gitlab manager holds its tokens. Secrets live only in the dict
+GitLab returned and in the ``token`` result key.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ ADMIN_PAT_HINT = (
     'through the API: create the first token in the GitLab UI (User settings > Access '
     'tokens), after which this module can rotate it (rotation_method=rotate or '
     "self_rotate), or use an administrator's api_token")
+
+
+ADMIN_SERVICE_ACCOUNT_HINT = (
+    'Instance service accounts and their tokens are managed by administrators: use an '
+    "administrator's api_token, or keep the token on a group service account (group) with "
+    "the api_token of that group's Owner")
 
 
 def token_argument_spec(default_scopes, with_access_level):
@@ -263,6 +269,14 @@ class TokenOwner:
     def check_self_token(self, token):
         """Refuse a self-rotation whose api_token belongs to another owner."""
 
+    def read_back(self, token):
+        """``token`` as GitLab shows it now (a revoke's proof)."""
+        return self.manager().get(token['id']).asdict()
+
+    def self_rotate_manager(self):
+        """The manager whose ``rotate('self')`` rotates the api_token itself."""
+        return self.manager()
+
     def list_tokens(self, name=None, active_only=True):
         """Tokens as dicts, filtered by GitLab (search, state) and then by exact name."""
         filters = self.list_filters()
@@ -294,7 +308,10 @@ class TokenOwner:
         what = '%s %s %s (%r) of %s' % ('self-rotate' if self_rotate else 'rotate', self.noun,
                                         token['id'], token['name'], self.label())
         with self.client.errors(what, self.list_hints, write=True):
-            rotated = self.manager().rotate(target, expires_at=expires_at.isoformat())
+            manager = self.self_rotate_manager() if self_rotate else self.manager()
+            # Always with an expiry: without one GitLab gives service-account tokens a week
+            # (expiry enforced) or no expiry at all.
+            rotated = manager.rotate(target, expires_at=expires_at.isoformat())
         if not isinstance(rotated, dict):
             raise GitLabModuleError(
                 "Could not %s: GitLab's answer is not JSON, so the new token is unknown; it may "
@@ -310,17 +327,16 @@ class TokenOwner:
         not, GitLabModuleError names the token as STILL ACTIVE. A failed DELETE (after the
         retries DELETE gets) raises GitLabModuleError as any failed GitLab call does.
         """
-        manager = self.manager()
         what = 'revoke %s %s (%r) of %s' % (self.noun, token['id'], token['name'], self.label())
         with self.client.errors(what, self.list_hints):
-            response = self.client.http_delete('%s/%s' % (manager.path, token['id']))
+            response = self.client.http_delete('%s/%s' % (self.manager().path, token['id']))
         if response.status_code == 204:
             return
         answer = 'GitLab answered HTTP %d with %s, not 204 No Content' % (
             response.status_code, gitlab_message(response.content) or '(an empty answer)')
         try:
             with self.client.errors('read back %s %s' % (self.noun, token['id']), self.list_hints):
-                current = manager.get(token['id']).asdict()
+                current = self.read_back(token)
         except GitLabModuleError as error:
             state, outcome = 'counts as', 'reading the token back failed (%s)' % error
         else:
@@ -387,6 +403,109 @@ class PersonalTokens(TokenOwner):
             raise GitLabModuleError(
                 "rotation_method=self_rotate rotates the api_token itself, but api_token "
                 "belongs to user id %s, not to user '%s'" % (token.get('user_id'), self.username))
+
+
+class ServiceAccountMissing(GitLabModuleError):
+    """The service account does not exist (or the api_token cannot see it).
+
+    ``what`` says which account is missing; the message adds how to create it.
+    """
+
+    def __init__(self, what, advice):
+        super().__init__('%s: %s' % (what, advice))
+        self.what = what
+
+
+class ServiceAccountTokens(TokenOwner):
+    """Personal access tokens of one service account, found through ``accounts`` (the
+    ServiceAccounts of module_utils/gitlab_service_accounts.py for the instance or a group).
+
+    An instance account (no group) is an administrator's: its tokens go through the generic
+    endpoints (create under /users/:id, list by user_id, rotate and revoke by id). A group
+    account (of a top-level group) needs only that group's Owner: its tokens live under
+    /groups/:id/service_accounts/:user_id/personal_access_tokens (python-gitlab 8.3.0+).
+    """
+
+    noun = 'personal access token'
+    allowed_scopes = PERSONAL_SCOPES
+
+    def __init__(self, client, username, accounts):
+        super().__init__(client)
+        self.username = username
+        self.accounts = accounts
+        self.group = accounts.group
+        self._account = None
+        if self.group:
+            self.list_hints = {
+                403: "Managing the tokens of a group service account needs the Owner role on group '%s' "
+                     '(or an administrator)' % self.group,
+                404: "Check that group '%s' exists, is a top-level group and holds service account '%s'"
+                     % (self.group, username)}
+        else:
+            self.list_hints = {401: ADMIN_SERVICE_ACCOUNT_HINT, 403: ADMIN_SERVICE_ACCOUNT_HINT}
+        self.create_hints = self.list_hints
+
+    def label(self):
+        return "service account '%s' of %s" % (self.username, self.accounts.label())
+
+    def account(self):
+        """The account (id, username, name, email): one lookup, only when first needed."""
+        if self._account is None:
+            account = self.accounts.find(self.username)
+            if account is None:
+                raise ServiceAccountMissing(
+                    "GitLab has no service account '%s' in %s (or the api_token cannot see it)"
+                    % (self.username, self.accounts.label()),
+                    'create it with mobb.scm.gitlab_service_account (mobb.scm.gitlab_server_token creates '
+                    'it with service_account_create: true), or check the username%s'
+                    % ('' if self.group else ', and set group if it belongs to a group'))
+            self._account = account
+        return self._account
+
+    def found(self, account):
+        """Use ``account`` (just created, or found by the caller) without looking it up."""
+        self._account = account
+
+    def manager(self):
+        if self.group:
+            return self.accounts.token_manager(self.account())
+        return self.client.personal_access_tokens
+
+    def create_manager(self):
+        if self.group:
+            return self.manager()
+        return self.client.users.get(self.account()['id'], lazy=True).personal_access_tokens
+
+    def self_rotate_manager(self):
+        # GitLab rotates a token with itself only at /personal_access_tokens/self/rotate;
+        # under a group's path "self" would be taken for a token id.
+        return self.client.personal_access_tokens
+
+    def list_filters(self):
+        return {} if self.group else {'user_id': self.account()['id']}
+
+    def read_back(self, token):
+        if not self.group:
+            return super().read_back(token)
+        # The group's token API has no single GET: find the token in the account's list.
+        for item in self.manager().list(get_all=True, per_page=100, search=token['name']):
+            if item.get_id() == token['id']:
+                return item.asdict()
+        raise GitLabModuleError("token %s is not listed among the tokens of %s" % (token['id'], self.label()))
+
+    def result_fields(self, token):
+        user_id = token.get('user_id') if token else None
+        if user_id is None and self._account is not None:
+            user_id = self._account['id']
+        return {'user_id': user_id}
+
+    def check_self_token(self, token):
+        with self.client.errors("read the api_token's user (/user)"):
+            self.client.auth()
+        if self.client.user.username.lower() != self.username.lower():
+            raise GitLabModuleError(
+                "rotation_method=self_rotate rotates the api_token itself, but api_token belongs to "
+                "user '%s', not to service account '%s'" % (self.client.user.username, self.username))
 
 
 class ResourceTokens(TokenOwner):

@@ -40,12 +40,21 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
     GroupTokens,
     PersonalTokens,
     ProjectTokens,
+    ServiceAccountMissing,
+    ServiceAccountTokens,
     check_scopes,
     days_left,
     decide,
     is_active,
     new_expiry,
     parse_access_level,
+)
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
+    Memberships,
+    ServiceAccounts,
+    check_top_level_group,
+    parse_memberships,
+    role_name,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     DEFAULT_API_URL,
@@ -59,11 +68,14 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
 from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
 
 SCM_TYPE = 'GitLab'
-TOKEN_TYPES = ('personal', 'project', 'group')
+TOKEN_TYPES = ('personal', 'project', 'group', 'service_account')
+# Token types that are personal access tokens (of a human user or a service account).
+PERSONAL_TYPES = ('personal', 'service_account')
 ROTATION_METHODS = ('create_new', 'rotate', 'self_rotate')
 MODES = ('rotate', 'check')
 # What Mobb needs of each kind of token (Mobb's GitLab Server guide).
-DEFAULT_SCOPES = {'personal': ['api', 'read_user'], 'project': ['api'], 'group': ['api']}
+DEFAULT_SCOPES = {'personal': ['api', 'read_user'], 'project': ['api'], 'group': ['api'],
+                  'service_account': ['api', 'read_user']}
 MOBB_LEAST_ACCESS_LEVEL = ACCESS_LEVELS['developer']
 # Retries of the requests GitLab and Mobb may repeat (reads and revokes; never a create or a store).
 RETRIES = 3
@@ -88,6 +100,12 @@ ARGUMENT_SPEC = dict(
     user=dict(type='str'),
     project=dict(type='str'),
     group=dict(type='str'),
+    service_account=dict(type='str'),
+    # parse_memberships checks each entry (one target, a role), for the run's own message.
+    service_account_memberships=dict(type='list', elements='dict', default=[], options=dict(
+        project=dict(type='str'), group=dict(type='str'), access_level=dict(type='raw', default='developer'))),
+    service_account_create=dict(type='bool', default=False),
+    service_account_name=dict(type='str'),
     scopes=dict(type='list', elements='str'),
     access_level=dict(type='raw', default='developer'),
     description=dict(type='str'),
@@ -133,7 +151,12 @@ class Settings:
         self.user = params.get('user') or None
         self.project = params.get('project') or None
         self.group = params.get('group') or None
-        self.owner = {'personal': self.user, 'project': self.project, 'group': self.group}[self.token_type]
+        self.service_account = params.get('service_account') or None
+        self.service_account_create = bool(params.get('service_account_create'))
+        self.service_account_name = params.get('service_account_name') or None
+        self.memberships = []
+        self.owner = {'personal': self.user, 'project': self.project, 'group': self.group,
+                      'service_account': self._service_account_owner()}[self.token_type]
         self.rotation_method = params['rotation_method']
         self.force = bool(params['force'])
         self.mode = params['mode']
@@ -159,18 +182,21 @@ class Settings:
         if 'api' not in self.scopes:
             problems.append('scopes %s lack "api", which Mobb needs to open merge requests: add it'
                             % _json_list(self.scopes))
-        if self.token_type != 'personal' and 'read_user' in self.scopes:
+        personal = self.token_type in PERSONAL_TYPES
+        if not personal and 'read_user' in self.scopes:
             problems.append('GitLab does not give %s tokens the "read_user" scope: remove it (Mobb needs only '
                             '"api" there)' % self.token_type)
         else:
             try:
-                check_scopes(self.scopes, PERSONAL_SCOPES if self.token_type == 'personal' else RESOURCE_SCOPES,
-                             '%s access token' % self.token_type)
+                check_scopes(self.scopes, PERSONAL_SCOPES if personal else RESOURCE_SCOPES,
+                             'personal access token' if personal else '%s access token' % self.token_type)
             except GitLabModuleError as error:
                 problems.append(str(error))
         self.access_level = None
-        if self.token_type != 'personal':
+        if not personal:
             self.access_level = _access_level(params['access_level'], problems)
+        if self.token_type == 'service_account':
+            self._check_service_account(params.get('service_account_memberships') or [], problems)
         if self.expires_in_days < 1:
             problems.append('expires_in_days must be 1 or more, not %d' % self.expires_in_days)
         if self.rotate_before_days < 0:
@@ -178,12 +204,48 @@ class Settings:
         elif self.rotate_before_days >= self.expires_in_days:
             problems.append('rotate_before_days (%d) must be less than expires_in_days (%d), or every run would '
                             'replace the token' % (self.rotate_before_days, self.expires_in_days))
-        if self.rotation_method == 'self_rotate' and self.token_type != 'personal':
+        if self.rotation_method == 'self_rotate' and self.token_type == 'service_account':
+            problems.append("self_rotate is not offered for a service account's token here: use create_new (or "
+                            "rotate) with an administrator's token, or for a group service account its group "
+                            "Owner's token")
+        elif self.rotation_method == 'self_rotate' and self.token_type != 'personal':
             problems.append("self_rotate is for a personal token rotated with itself; replace %s tokens with "
                             "create_new and a Maintainer's or Owner's token" % self.token_type)
         if self.verify_retries < 0 or self.verify_delay < 0:
             problems.append('verify_retries and verify_delay must be 0 or more')
         self.problems = problems
+
+    def _service_account_owner(self):
+        if self.service_account and self.group:
+            return '%s/%s' % (self.group, self.service_account)
+        return self.service_account
+
+    def _check_service_account(self, memberships, problems):
+        """A service account token: the account, its group (top-level), the memberships Mobb needs."""
+        if not self.service_account:
+            problems.append("a service_account token needs the service account's username: set service_account "
+                            '(in the role, gitlab_token_rotation_service_account)')
+        if self.group:
+            try:
+                check_top_level_group(self.group)
+            except GitLabModuleError as error:
+                problems.append('%s; or set no group, for an instance service account, which an administrator '
+                                'manages' % error)
+        if not memberships:
+            problems.append('a service account reaches nothing until it is a member of the projects or groups Mobb '
+                            'needs: list them in service_account_memberships (in the role, '
+                            'gitlab_token_rotation_service_account_memberships), for example '
+                            '[{project: team/app, access_level: developer}]')
+            return
+        try:
+            self.memberships = parse_memberships(memberships, option='service_account_memberships')
+        except GitLabModuleError as error:
+            problems.append(str(error))
+            return
+        for membership in self.memberships:
+            if membership.access_level < MOBB_LEAST_ACCESS_LEVEL:
+                problems.append('service_account_memberships: %s is below developer, the least Mobb needs: use '
+                                'developer' % membership_label(membership))
 
     @staticmethod
     def _url(value, option, problems):
@@ -227,13 +289,52 @@ def _access_level(value, problems):
     return level
 
 
+def membership_label(membership):
+    """the developer role in project 'team/app'"""
+    return "the %s role in %s '%s'" % (role_name(membership.access_level), membership.kind, membership.ref)
+
+
 def token_owner(settings, client):
     """The python-gitlab side of the kept token: whose tokens, through which endpoints."""
     if settings.token_type == 'personal':
         return PersonalTokens(client, settings.user)
+    if settings.token_type == 'service_account':
+        return ServiceAccountTokens(client, settings.service_account, ServiceAccounts(client, settings.group))
     if settings.token_type == 'project':
         return ProjectTokens(client, settings.project)
     return GroupTokens(client, settings.group)
+
+
+class ServiceAccountSetup:
+    """What a run found and did about the service account of a service_account token; no secret."""
+
+    def __init__(self):
+        self.missing = False    # the read found no account
+        self.account = None     # the account, once known
+        self.created = False    # this run created it (in check mode: would)
+        self.lacking = []       # (membership, its current level or None), as the run found them
+        self.added = []         # memberships this run added (in check mode: would add)
+        self.predicted = False  # check mode: created and added are what a run would do
+
+    def written(self):
+        """What this run changed about the account, as a sentence ('' when nothing)."""
+        if self.predicted:
+            return ''
+        done = []
+        if self.created and self.account:
+            done.append("created service account '%s' (id %s)" % (self.account['username'], self.account['id']))
+        if self.added:
+            done.append('gave it %s' % ', '.join(membership_label(membership) for membership in self.added))
+        return ('This run %s, which stays.' % ' and '.join(done)) if done else ''
+
+    def view(self, settings):
+        """The result's ``service_account``."""
+        levels = dict(self.lacking)
+        return dict(username=settings.service_account, group=settings.group,
+                    id=self.account['id'] if self.account else None, created=self.created,
+                    memberships_added=[{membership.kind: membership.ref, 'access_level': membership.access_level,
+                                        'previous_access_level': levels.get(membership)}
+                                       for membership in self.added])
 
 
 class StepFailed(Exception):
@@ -275,6 +376,9 @@ class Outcome:
         'in_place_verify_failed': ('failed', True),
         'rotate_unknown': ('failed', True),
         'preflight_failed': ('failed', True),
+        'account_missing': ('failed', True),
+        'membership_missing': ('failed', True),
+        'account_setup_failed': ('failed', True),
     }
 
     def __init__(self, name, msg=''):
@@ -336,7 +440,8 @@ class Rotation:
         self.check_mode = check_mode
         self.sleep = sleep
         self.warn = warn or (lambda message: None)
-        self.owner = token_owner(settings, gitlab_client)
+        self.owner = token_owner(settings, gitlab_client) if gitlab_client is not None else None
+        self.account = ServiceAccountSetup() if settings.token_type == 'service_account' else None
         self.today = None
         self.tokens = []            # the active tokens with the name, as read
         self.decision = None
@@ -404,9 +509,13 @@ class Rotation:
             yield 'plan'
             if self.settings.mode == 'check':
                 self.outcome = Outcome('problem' if self.reasons else 'ok')
-            elif plan == 'none':
+                return
+            if plan == 'none':
                 self.outcome = Outcome('none')
-            elif self.check_mode:
+                return
+            if plan in ('create', 'rotate') and self.account is not None:
+                self.prepare_account()
+            if self.check_mode:
                 self.outcome = Outcome('would_' + plan)
             elif plan == 'retire':
                 self.retire(self.decision.duplicates)
@@ -422,6 +531,8 @@ class Rotation:
             self.outcome = Outcome('invalid_settings', str(error))
         except StepFailed as failure:
             self.outcome = failure.outcome
+            if self.account is not None and self.account.written():
+                self.outcome.msg = '%s %s' % (self.outcome.msg, self.account.written())
         finally:
             self._new_value = None
             self._manager_token = None
@@ -431,7 +542,7 @@ class Rotation:
     def read(self):
         """GitLab's active tokens with the name; Mobb's state, and which token it holds."""
         try:
-            tokens = self.owner.list_tokens(self.settings.token_name)
+            tokens = self._list_tokens()
             self.today = self.gitlab.today()
         except GitLabModuleError as error:
             raise StepFailed(Outcome('read_failed', '%s. Nothing was changed; Mobb was not asked.' % error))
@@ -441,6 +552,23 @@ class Rotation:
         except MobbError as error:
             raise StepFailed(Outcome('read_failed', 'Could not ask Mobb about %s (%s). Nothing was changed%s'
                                      % (self.settings.scm_url, error, self._gitlab_still())))
+
+    def _list_tokens(self):
+        """The tokens with the name; none for a service account this run will create."""
+        try:
+            tokens = self.owner.list_tokens(self.settings.token_name)
+        except ServiceAccountMissing as error:
+            if not self.settings.service_account_create:
+                raise StepFailed(Outcome('account_missing', '%s. Nothing was changed; Mobb was not asked. Set '
+                                         'service_account_create: true (in the role, '
+                                         'gitlab_token_rotation_service_account_create) to let the run create it '
+                                         'with its memberships, or create it with mobb.scm.gitlab_service_account.'
+                                         % error.what))
+            self.account.missing = True
+            return []
+        if self.account is not None:
+            self.account.account = self.owner.account()
+        return tokens
 
     def _read_mobb(self, identify=False):
         """Mobb's answer now; the stored token's value, if Mobb returns it, is only hashed
@@ -491,6 +619,9 @@ class Rotation:
         settings, holding = self.settings, self.holding
         self.decision = decision = self._decide(force=settings.force and settings.mode == 'rotate')
         token_reasons = list(decision.reasons)
+        if self.account is not None and self.account.missing:
+            token_reasons.insert(0, 'GitLab has no %s yet (service_account_create: true creates it)'
+                                 % self.owner.label())
         mobb_reasons = []
         if not holding.stored:
             mobb_reasons.append('Mobb holds no token for %s' % settings.scm_url)
@@ -515,6 +646,66 @@ class Rotation:
         if settings.rotation_method == 'self_rotate' and not token_reasons and decision.current:
             return 'store'
         return 'rotate' if decision.current else 'create'
+
+    # ---- the service account of a service_account token --------------------------------
+
+    def prepare_account(self):
+        """Before a service account's token is issued: the account exists and is a member
+        where Mobb needs it. What is missing is created with service_account_create (in
+        check mode only predicted); without it the run stops here, having written nothing."""
+        settings, setup = self.settings, self.account
+        if setup.missing:
+            setup.lacking = [(membership, None) for membership in settings.memberships]
+        else:
+            try:
+                setup.lacking = self._memberships().missing(settings.memberships)
+            except GitLabModuleError as error:
+                raise StepFailed(Outcome('read_failed', 'Could not read the memberships of %s (%s). Nothing was '
+                                         'changed%s' % (self.owner.label(), error, self._still_working())))
+        if setup.lacking and not settings.service_account_create:
+            raise StepFailed(Outcome('membership_missing', '%s lacks %s, which Mobb needs to reach them, so no token '
+                                     'was issued. Nothing was changed%s Add the membership in GitLab (or with '
+                                     'mobb.scm.gitlab_service_account), or set service_account_create: true (in '
+                                     'the role, gitlab_token_rotation_service_account_create) to let the run add it.'
+                                     % (self.owner.label(), self._lacking_text(), self._still_working())))
+        if self.check_mode:
+            setup.predicted = True
+            setup.created = setup.missing
+            setup.added = [membership for membership, _level in setup.lacking]
+            if setup.lacking:
+                self.reasons.append('%s would be given %s' % (self.owner.label(), self._lacking_text()))
+            return
+        if setup.missing:
+            self._create_account()
+        memberships = self._memberships()
+        for membership, _level in setup.lacking:
+            try:
+                memberships.ensure(membership, False)
+            except GitLabModuleError as error:
+                raise StepFailed(Outcome('account_setup_failed', 'Could not give %s %s (%s), so no token was issued%s'
+                                         % (self.owner.label(), membership_label(membership), error,
+                                            self._still_working())))
+            setup.added.append(membership)
+
+    def _memberships(self):
+        return Memberships(self.gitlab, self.account.account['id'], self.account.account['username'])
+
+    def _lacking_text(self):
+        return '; '.join('%s (%s)' % (membership_label(membership),
+                                      'not a member' if level is None else 'it has %s' % role_name(level))
+                         for membership, level in self.account.lacking)
+
+    def _create_account(self):
+        settings, setup = self.settings, self.account
+        try:
+            setup.account = self.owner.accounts.create(settings.service_account, settings.service_account_name)
+        except GitLabModuleError as error:
+            advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
+            raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
+                                     'Nothing else was changed%s'
+                                     % (self.owner.label(), error, advice, self._still_working())))
+        setup.created = True
+        self.owner.found(setup.account)
 
     # ---- create_new: issue, store, verify, retire ---------------------------------------
 
@@ -875,7 +1066,7 @@ class Rotation:
         if settings.mode == 'check':
             problems = reasons + ([outcome.msg] if outcome.failed else [])
         changed = (bool(self.issued or self.revoked_ids) or outcome.name in ('stored', 'retired')
-                   or outcome.name.startswith('would_'))
+                   or outcome.name.startswith('would_') or bool(self.account and self.account.written()))
         return dict(
             label=settings.label,
             gitlab_url=settings.gitlab_url,
@@ -903,6 +1094,7 @@ class Rotation:
             brokered=latest.brokered if latest else None,
             token_last_update=latest.last_update if latest else None,
             mobb_token=self.holding.view() if self.holding else None,
+            service_account=self.account.view(settings) if self.account else None,
             failed=outcome.failed,
             msg=('%s at %s: %s' % (settings.label, settings.gitlab_url, outcome.msg)) if outcome.failed else '',
         )

@@ -58,6 +58,10 @@ options:
         for personal tokens, or a Maintainer's (project) or Owner's (group) token.
       - With O(rotation_method=rotate), a token of the same user (scope V(api)); with
         O(rotation_method=self_rotate), the kept token itself.
+      - For O(token_type=service_account), an administrator's token (instance service account), or the token of
+        an Owner of O(group) (group service account); with O(service_account_create), creating a group service
+        account also needs an administrator's token, or the instance setting
+        C(allow_top_level_group_owners_to_create_service_accounts).
       - Unset, E(GITLAB_TOKEN) from the controller's environment.
     type: str
   gitlab_validate_certs:
@@ -107,9 +111,15 @@ options:
         Defaults to O(gitlab_url). Normalised the same way.
     type: str
   token_type:
-    description: Kind of token Mobb uses.
+    description:
+      - Kind of token Mobb uses.
+      - V(service_account) is a personal access token of a GitLab service account (O(service_account)), the
+        recommended form where GitLab offers service accounts (Premium and Ultimate). The account uses no seat,
+        cannot sign in, and reaches only the projects and groups it is a member of
+        (O(service_account_memberships)). On GitLab Free, use a project token, or a personal token of a
+        dedicated user.
     type: str
-    choices: [personal, project, group]
+    choices: [personal, project, group, service_account]
     default: personal
   token_name:
     description: Name of the token in GitLab; the kept token is found by this name.
@@ -122,12 +132,58 @@ options:
     description: Project (id or full path) of a project token; required for O(token_type=project).
     type: str
   group:
-    description: Group (id or full path) of a group token; required for O(token_type=group).
+    description:
+      - Group (id or full path) of a group token; required for O(token_type=group).
+      - With O(token_type=service_account), the top-level group (id or path) whose service account
+        O(service_account) is; unset, an instance service account. A subgroup path is refused before any request.
     type: str
+  service_account:
+    description:
+      - Username of the service account whose personal access token Mobb uses; required for
+        O(token_type=service_account).
+    type: str
+    version_added: 0.2.0
+  service_account_memberships:
+    description:
+      - The projects and groups the service account must be a member of, with at least the role given, for
+        Mobb to reach them; at least one is required for O(token_type=service_account). A role inherited from a
+        parent group counts.
+      - Checked before a token is issued (never on a run with nothing to do). A missing one is added when
+        O(service_account_create=true); otherwise the run fails before any write (RV(outcome=membership_missing)).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.2.0
+    suboptions:
+      project:
+        description: Project, by id or full path. Give O(service_account_memberships[].project) or
+          O(service_account_memberships[].group).
+        type: str
+      group:
+        description: Group, by id or full path.
+        type: str
+      access_level:
+        description: Role, by GitLab's name or number; Mobb needs V(developer) or more.
+        type: raw
+        default: developer
+  service_account_create:
+    description:
+      - Create the service account when GitLab has none with O(service_account) (in O(group), or on the
+        instance), and add the memberships of O(service_account_memberships) it lacks, before the token is
+        issued. Check mode predicts both.
+      - V(false), a missing account (RV(outcome=account_missing)) or membership (RV(outcome=membership_missing))
+        fails the run before any write, saying how to fix it.
+    type: bool
+    default: false
+    version_added: 0.2.0
+  service_account_name:
+    description: Display name of a service account this action creates. Unset, GitLab's default.
+    type: str
+    version_added: 0.2.0
   scopes:
     description:
-      - Scopes of the token. Unset, what Mobb needs, V([api, read_user]) for a personal token and V([api]) for
-        a project or group token.
+      - Scopes of the token. Unset, what Mobb needs, V([api, read_user]) for a personal or service account token
+        and V([api]) for a project or group token.
     type: list
     elements: str
   access_level:
@@ -158,7 +214,8 @@ options:
         holds a revoked token until the new one is stored. Refused while Mobb reports that it cannot connect,
         unless O(force=true).
       - V(self_rotate) rotates the kept personal token with itself (O(gitlab_api_token)); it first stores the
-        current token in Mobb again, which proves that Mobb takes a token for this server now.
+        current token in Mobb again, which proves that Mobb takes a token for this server now. Not for
+        O(token_type=service_account).
     type: str
     choices: [create_new, rotate, self_rotate]
     default: create_new
@@ -233,6 +290,20 @@ EXAMPLES = r"""
     project: payments/api
   register: kept
 
+- name: Keep Mobb's token on a service account of group acme, creating the account on the first run
+  mobb.scm.gitlab_server_token:
+    gitlab_url: https://gitlab.example.com
+    gitlab_api_token: "{{ vault_gitlab_group_owner_token }}"
+    token_type: service_account
+    group: acme
+    service_account: mobb-bot
+    service_account_name: Mobb
+    service_account_memberships:
+      - project: acme/payments
+        access_level: developer
+      - group: acme/web
+    service_account_create: true
+
 - name: Report which token Mobb holds and when it expires, changing nothing
   mobb.scm.gitlab_server_token:
     gitlab_url: https://gitlab.example.com
@@ -268,7 +339,8 @@ outcome:
     - The named outcome. Besides the actions above, the failures V(invalid_settings), V(read_failed), V(blocked),
       V(issue_refused), V(issue_unknown), V(store_refused) (rolled back), V(rollback_failed), V(store_unknown),
       V(verify_failed), V(retire_failed), V(rotate_unknown), V(preflight_failed), V(in_place_store_failed),
-      V(in_place_verify_failed).
+      V(in_place_verify_failed), and for O(token_type=service_account) V(account_missing),
+      V(membership_missing), V(account_setup_failed).
   returned: always
   type: str
   sample: store_refused
@@ -356,6 +428,31 @@ mobb_token:
     note:
       description: Why the identity is what it is.
       type: str
+service_account:
+  description:
+    - With O(token_type=service_account), the account and what this run did to it (in check mode, would do);
+      V(null) for other token types.
+  returned: always
+  type: dict
+  contains:
+    username:
+      description: O(service_account).
+      type: str
+    group:
+      description: O(group), or V(null) for an instance service account.
+      type: str
+    id:
+      description: The account's user id, when known.
+      type: int
+    created:
+      description: Whether this run created the account.
+      type: bool
+    memberships_added:
+      description:
+        - Memberships this run added, each with C(project) or C(group), C(access_level) and
+          C(previous_access_level) (V(null) when it was no member).
+      type: list
+      elements: dict
 msg:
   description: On failure, what happened and what still works.
   returned: failure

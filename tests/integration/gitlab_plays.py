@@ -21,6 +21,7 @@ MODULES = {
     'info': 'mobb.scm.gitlab_access_token_info',
     'service_account': 'mobb.scm.gitlab_service_account',
     'service_account_info': 'mobb.scm.gitlab_service_account_info',
+    'service_account_token': 'mobb.scm.gitlab_service_account_access_token',
 }
 
 

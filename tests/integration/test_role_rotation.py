@@ -246,7 +246,8 @@ BAD_SETTINGS = {
         "got 'gitlab.example.com'"),
     'unknown token type': (
         {'gitlab_token_rotation_token_type': 'deploy'},
-        "value of gitlab_token_rotation_token_type must be one of: personal, project, group, got: deploy"),
+        "value of gitlab_token_rotation_token_type must be one of: personal, project, group, service_account, "
+        "got: deploy"),
     'list item of the wrong type': (
         {'gitlab_token_rotation_tokens': [{'token_name': 'a', 'expires_in_days': 'soon'}]},
         "expires_in_days"),

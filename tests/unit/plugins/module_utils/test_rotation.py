@@ -574,3 +574,252 @@ def test_mobb_rest_url_at_a_wrong_path_fails_the_read_and_changes_nothing(world,
     assert outcome.name == 'read_failed' and result['failed']
     assert f'no Mobb REST endpoint at {wrong} (HTTP 404)' in outcome.msg
     assert world.writes() == ([], [])
+
+
+# ---- a service account's token (token_type service_account) ---------------------------------
+
+BOT = 'mobb-bot'
+APP_DEVELOPER = [{'project': 'team/app', 'access_level': 'developer'}]
+
+
+def service_account(group='team', **options):
+    """The options of a group (or, with group None, instance) service account's token."""
+    return dict(dict(token_type='service_account', project=None, group=group, service_account=BOT,
+                     service_account_memberships=APP_DEVELOPER), **options)
+
+
+def owner_token(world):
+    """A token of alice, Owner of group team and no administrator."""
+    return world.gitlab.seed(tokens=[{'kind': 'personal', 'user': 'alice', 'name': 'ops'}])['tokens'][0]['token']
+
+
+def accounts(world):
+    return [user for user in world.gitlab.users() if user['user_type'] == 'service_account']
+
+
+def memberships(world, user_id):
+    return [(m['source_type'], m['source_path'], m['access_level'])
+            for m in world.gitlab.members() if m['user_id'] == user_id]
+
+
+def paths_of(requests, token_value_id):
+    return [(entry['method'], entry['path']) for entry in requests if entry['token_id'] == token_value_id]
+
+
+def token_id_of(world, name):
+    return next(t['id'] for t in world.gitlab.tokens() if t['name'] == name)
+
+
+@pytest.fixture
+def group_owner(world):
+    """Alice's token, and the instance setting that lets a top-level group's Owner create its accounts."""
+    world.gitlab.settings(allow_top_level_group_owners_to_create_service_accounts=True)
+    return owner_token(world)
+
+
+def test_service_account_first_run_creates_the_account_its_membership_and_token_then_a_rerun_reads(world,
+                                                                                                   group_owner):
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True, service_account_name='Mobb')
+    outcome, result = world.run(**options)
+    assert outcome.name == 'created', outcome.msg
+    account = accounts(world)[0]
+    team = python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).groups.get('team')
+    assert (account['username'], account['name'], account['provisioned_by_group_id']) == (BOT, 'Mobb', team.id)
+    assert memberships(world, account['id']) == [('project', 'team/app', 30)]
+    assert result['service_account'] == {
+        'username': BOT, 'group': 'team', 'id': account['id'], 'created': True,
+        'memberships_added': [{'project': 'team/app', 'access_level': 30, 'previous_access_level': None}]}
+    assert result['reasons'][0] == "GitLab has no service account 'mobb-bot' of group 'team' yet " \
+                                   '(service_account_create: true creates it)'
+    assert result['label'] == 'service_account:team/mobb-bot/mobb-broker' and result['owner'] == 'team/mobb-bot'
+    token = world.assert_converged()
+    assert token['user_id'] == account['id'] and sorted(token['scopes']) == ['api', 'read_user']
+    assert result['days_left'] == 30
+    ops = token_id_of(world, 'ops')
+    assert paths_of(world.gitlab.writes(), ops) == [
+        ('POST', '/api/v4/groups/team/service_accounts'),
+        ('POST', '/api/v4/projects/team%2Fapp/members'),
+        ('POST', f'/api/v4/groups/team/service_accounts/{account["id"]}/personal_access_tokens')]
+    world.clear_logs()
+
+    outcome, result = world.run(**options)
+    assert outcome.name == 'none' and not result['changed'] and result['reasons'] == []
+    assert result['service_account'] == {'username': BOT, 'group': 'team', 'id': account['id'], 'created': False,
+                                         'memberships_added': []}
+    assert world.writes() == ([], [])
+    # The no-op reads the account and its tokens, never the memberships.
+    assert paths_of(world.gitlab.requests(), ops) == [
+        ('GET', '/api/v4/groups/team/service_accounts'),
+        ('GET', f'/api/v4/groups/team/service_accounts/{account["id"]}/personal_access_tokens')]
+
+
+@pytest.mark.parametrize('method', ['create_new', 'rotate'])
+def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_expiry(world, group_owner, method):
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    outcome, _result = world.run(**options)
+    assert outcome.name == 'created', outcome.msg
+    old = world.assert_converged()
+    near_expiry(world)
+    world.clear_logs()
+    outcome, result = world.run(rotation_method=method, **options)
+    assert outcome.name == 'rotated', outcome.msg
+    new = world.assert_converged()
+    assert new['id'] != old['id'] and result['previous_token_id'] == old['id']
+    # Sent with the run's expiry: without it GitLab would give the rotated token a week.
+    assert result['days_left'] == 30 and new['expires_at'] == result['expires_at']
+    assert result['service_account']['memberships_added'] == []
+    gitlab_writes, mobb_writes = world.writes()
+    account_tokens = f'/api/v4/groups/team/service_accounts/{old["user_id"]}/personal_access_tokens'
+    assert gitlab_writes == ([('POST', account_tokens), ('DELETE', f'{account_tokens}/{old["id"]}')]
+                             if method == 'create_new' else [('POST', f'{account_tokens}/{old["id"]}/rotate')])
+    assert mobb_writes == ['updateScmToken']
+    # Before issuing, the run checked the membership Mobb needs.
+    assert ('GET', f'/api/v4/projects/team%2Fapp/members/all/{old["user_id"]}') in [
+        (e['method'], e['path']) for e in world.gitlab.requests()]
+
+
+def test_instance_service_account_as_an_administrator(world):
+    options = service_account(group=None, service_account_create=True)
+    outcome, result = world.run(**options)
+    assert outcome.name == 'created', outcome.msg
+    account = accounts(world)[0]
+    assert account['provisioned_by_group_id'] is None and result['service_account']['id'] == account['id']
+    old = world.assert_converged()
+    assert old['user_id'] == account['id']
+    assert (('POST', f'/api/v4/users/{account["id"]}/personal_access_tokens')
+            in [(e['method'], e['path']) for e in world.gitlab.writes()])
+    near_expiry(world)
+    outcome, result = world.run(rotation_method='rotate', **options)
+    assert outcome.name == 'rotated' and result['days_left'] == 30, outcome.msg
+    assert world.assert_converged()['previous_id'] == old['id']
+
+
+def test_outcome_account_missing_without_service_account_create_writes_nothing(world):
+    outcome, result = world.run(**service_account())
+    assert outcome.name == 'account_missing' and result['failed']
+    assert outcome.msg.startswith("GitLab has no service account 'mobb-bot' in group 'team' (or the api_token "
+                                  'cannot see it). Nothing was changed; Mobb was not asked.')
+    assert 'service_account_create: true (in the role, gitlab_token_rotation_service_account_create)' in outcome.msg
+    assert 'mobb.scm.gitlab_service_account' in outcome.msg
+    assert world.writes() == ([], []) and world.mobb.requests() == []
+
+
+@pytest.mark.parametrize('seeded_level, found', [(None, 'not a member'), (20, 'it has reporter')])
+def test_outcome_membership_missing_without_service_account_create_writes_nothing(world, seeded_level, found):
+    world.gitlab.seed(service_accounts=[{'username': BOT, 'group': 'team'}],
+                      members=[] if seeded_level is None else [
+                          {'username': BOT, 'project': 'team/app', 'access_level': seeded_level}])
+    before = world.gitlab.members()
+    outcome, result = world.run(**service_account())
+    assert outcome.name == 'membership_missing' and result['failed'], outcome.msg
+    assert outcome.msg.startswith(f"service account 'mobb-bot' of group 'team' lacks the developer role in project "
+                                  f"'team/app' ({found}), which Mobb needs to reach them, so no token was issued. "
+                                  'Nothing was changed: GitLab had no active token named mobb-broker, and Mobb keeps '
+                                  'no token.')
+    assert outcome.msg.endswith('or set service_account_create: true (in the role, '
+                                'gitlab_token_rotation_service_account_create) to let the run add it.')
+    assert world.writes() == ([], []) and world.gitlab.members() == before and world.active() == []
+
+
+def test_a_missing_membership_of_a_kept_token_stops_its_rotation_and_the_old_token_stays(world, group_owner):
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    outcome, _result = world.run(**options)
+    assert outcome.name == 'created', outcome.msg
+    kept = world.assert_converged()
+    # Someone removes the account from the project; at the next rotation the run notices.
+    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
+        'team/app', lazy=True).members.delete(kept['user_id'])
+    near_expiry(world)
+    world.clear_logs()
+    outcome, _result = world.run(**dict(options, service_account_create=False))
+    assert outcome.name == 'membership_missing'
+    assert (f'Nothing was changed: token {kept["id"]} (expires {kept["expires_at"]}) is still active and still in '
+            'Mobb, which connects with it.') in outcome.msg
+    assert world.writes() == ([], [])
+    outcome, result = world.run(**options)
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['service_account']['memberships_added'] == [
+        {'project': 'team/app', 'access_level': 30, 'previous_access_level': None}]
+    world.assert_converged()
+
+
+def test_check_mode_predicts_the_account_and_its_memberships_and_writes_nothing(world, group_owner):
+    outcome, result = world.run(check_mode=True, **service_account(
+        gitlab_api_token=group_owner, service_account_create=True,
+        service_account_memberships=APP_DEVELOPER + [{'group': 'team', 'access_level': 'maintainer'}]))
+    assert outcome.name == 'would_create' and result['changed'], outcome.msg
+    assert result['service_account'] == {
+        'username': BOT, 'group': 'team', 'id': None, 'created': True,
+        'memberships_added': [{'project': 'team/app', 'access_level': 30, 'previous_access_level': None},
+                              {'group': 'team', 'access_level': 40, 'previous_access_level': None}]}
+    assert ("service account 'mobb-bot' of group 'team' would be given the developer role in project 'team/app' "
+            "(not a member); the maintainer role in group 'team' (not a member)") in result['reasons']
+    assert world.writes() == ([], []) and accounts(world) == []
+
+
+def test_outcome_read_failed_when_a_non_administrator_asks_for_an_instance_account(world):
+    outcome, result = world.run(**service_account(group=None, gitlab_api_token=owner_token(world),
+                                                  service_account_create=True))
+    assert outcome.name == 'read_failed' and result['failed']
+    assert outcome.msg.startswith('Could not list the service accounts of the instance: GitLab answered 403: '
+                                  "Forbidden. Only administrators manage instance service accounts: use an "
+                                  "administrator's token")
+    assert outcome.msg.endswith('Nothing was changed; Mobb was not asked.')
+    assert world.writes() == ([], []) and accounts(world) == []
+
+
+def test_outcome_account_setup_failed_when_a_group_owner_may_not_create_accounts(world):
+    # The instance setting allow_top_level_group_owners_to_create_service_accounts is off.
+    outcome, result = world.run(**service_account(gitlab_api_token=owner_token(world), service_account_create=True))
+    assert outcome.name == 'account_setup_failed' and result['failed']
+    assert outcome.msg.startswith("Could not create service account 'mobb-bot' of group 'team' (Could not create "
+                                  "service account 'mobb-bot' of group 'team': GitLab answered 400")
+    assert 'allow_top_level_group_owners_to_create_service_accounts' in outcome.msg
+    assert 'so no token was issued.' in outcome.msg
+    assert accounts(world) == [] and world.active() == [] and world.mobb.writes() == []
+    assert [(e['method'], e['status']) for e in world.gitlab.writes()] == [('POST', 400)]
+
+
+def test_outcome_account_setup_failed_names_what_the_run_created(world, group_owner):
+    world.gitlab.fault('status', count=1, method='POST', path='/members$', status=403)
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    outcome, _result = world.run(**options)
+    assert outcome.name == 'account_setup_failed'
+    account = accounts(world)[0]
+    assert outcome.msg.startswith("Could not give service account 'mobb-bot' of group 'team' the developer role in "
+                                  "project 'team/app' (")
+    assert outcome.msg.endswith(f"This run created service account 'mobb-bot' (id {account['id']}), which stays.")
+    assert world.active() == [] and world.mobb.writes() == []
+    outcome, result = world.run(**options)
+    assert outcome.name == 'created' and result['service_account']['created'] is False, outcome.msg
+    assert memberships(world, account['id']) == [('project', 'team/app', 30)]
+    world.assert_converged()
+
+
+@pytest.mark.parametrize('group, message', [
+    ('nope', "Could not list the service accounts of group 'nope': GitLab answered 404: Group Not Found"),
+    ('999', "Could not list the service accounts of group '999': GitLab answered 404: Group Not Found"),
+], ids=['path', 'id'])
+def test_outcome_read_failed_for_an_unknown_group(world, group, message):
+    outcome, _result = world.run(**service_account(group=group, service_account_create=True))
+    assert outcome.name == 'read_failed' and outcome.msg.startswith(message), outcome.msg
+    assert world.writes() == ([], [])
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'group': 'team/sub'}, "group: service accounts belong to top-level groups, and 'team/sub' is a subgroup: use "
+                            "'team'"),
+    ({'service_account': None}, "a service_account token needs the service account's username"),
+    ({'service_account_memberships': []}, 'a service account reaches nothing until it is a member'),
+    ({'service_account_memberships': [{'project': 'team/app', 'access_level': 'reporter'}]},
+     "service_account_memberships: the reporter role in project 'team/app' is below developer"),
+    ({'service_account_memberships': [{'project': 'team/app', 'group': 'team'}]},
+     'service_account_memberships[0] names both project and group'),
+    ({'rotation_method': 'self_rotate'}, "self_rotate is not offered for a service account's token here"),
+    ({'scopes': ['api', 'wrtie_repository']}, "unknown scope 'wrtie_repository' for a personal access token"),
+], ids=['subgroup', 'no account', 'no membership', 'below developer', 'two targets', 'self_rotate',
+        'unknown scope'])
+def test_service_account_settings_are_checked_before_any_request(world, options, message):
+    outcome, _result = world.run(**service_account(**options))
+    assert outcome.name == 'invalid_settings' and message in outcome.msg, outcome.msg
+    assert world.gitlab.requests() == [] and world.mobb.requests() == []
