@@ -2,7 +2,8 @@
 
 Starts the local GitLab hub (one server per host of demo/inventory.yml) and the local
 Mobb, seeds them from demo/seed.yml, then runs the collection's playbooks by their
-names, as a user would:
+names, as a user would. gitlab-onprem keeps its token on a group service account, which
+the first run creates (with its membership) using a group Owner's token:
 
   1. mobb.scm.rotate   tokens are created and stored in Mobb
   2. mobb.scm.rotate   the daily run: nothing changes, nothing is written
@@ -88,6 +89,7 @@ class Demo:
         self.hosts = inventory['fleet']['hosts']
         self.outputs = []
         self.added = []  # GitLab servers added in Mobb during the demo
+        self.role_tokens = {}  # the GitLab token the playbooks use, per host
         self.hub = self.mobb = None
 
     # -- servers ---------------------------------------------------------------------------
@@ -106,11 +108,17 @@ class Demo:
         self.api_key = seeded['users'][0]['api_key']
         for name, gitlab in self.gitlab.items():
             gitlab.seed(**self.seed['gitlab'])
+            self.role_tokens[name] = gitlab.admin_token
             via = 'through the broker' if self.hosts[name].get('demo_brokered') else 'directly'
+            if self.hosts[name].get('demo_service_account'):
+                server = self.seed['service_account_server']
+                gitlab.settings(**server['settings'])
+                self.role_tokens[name] = gitlab.seed(tokens=server['tokens'])['tokens'][0]['token']
+                via += "; kept with a group service account, by alice, an Owner of payments"
             say(f'  {name:24} {gitlab.url}   (Mobb reaches it {via})')
         say(f'  {"Mobb":24} {self.mobb.graphql_url}')
-        say(f'  Seeded from demo/seed.yml: user alice, project payments/api, Mobb organization '
-            f'{seed["organization"]} with Admin {seed["admin"]}.')
+        say(f'  Seeded from demo/seed.yml: user alice (Owner of group payments), project payments/api,\n'
+            f'  Mobb organization {seed["organization"]} with Admin {seed["admin"]}.')
 
     def stop(self):
         if self.mobb is not None:
@@ -126,8 +134,9 @@ class Demo:
                             'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_RETRY_FILES_ENABLED': 'False'})
         for name, gitlab in self.gitlab.items():
             environment[env_name(name, 'URL')] = gitlab.url
-            environment[env_name(name, 'TOKEN')] = gitlab.admin_token
-        for gitlab in list(self.gitlab.values()) + self.added:
+            environment[env_name(name, 'TOKEN')] = self.role_tokens[name]
+            environment[host_token_env(gitlab.url)] = self.role_tokens[name]
+        for gitlab in self.added:
             environment[host_token_env(gitlab.url)] = gitlab.admin_token
         return environment
 
@@ -189,13 +198,29 @@ class Demo:
             writes = [entry['method'] for entry in gitlab.writes()]
             active = [t for t in gitlab.tokens() if t['name'] == 'mobb-broker' and t['active']]
             connected, used = self.mobb_uses(gitlab)
-            tokens = ', '.join(f'{t["id"]} (expires {t["expires_at"]})' for t in active) or 'none'
+            tokens = ', '.join(f'{t["id"]} of {t["username"]} (expires {t["expires_at"]})' for t in active) or 'none'
             mobb = f'connects with token {used}' if connected else 'cannot connect'
             say(f'    {name:24} active token {tokens}; Mobb {mobb}; GitLab writes: {len(writes)}')
             states[name] = {'active': [t['id'] for t in active], 'connected': connected, 'used': used,
                             'writes': writes}
         say(f'    {"Mobb":24} writes: {mobb_writes}')
         return states, mobb_writes
+
+    def show_service_accounts(self):
+        """The service account the role created, where it is a member, and who created it."""
+        for name, gitlab in self.gitlab.items():
+            if not self.hosts[name].get('demo_service_account'):
+                continue
+            accounts = [user for user in gitlab.users() if user['user_type'] == 'service_account']
+            memberships = [f'{m["access_level"]} in {m["source_path"]}' for m in gitlab.members()
+                           if accounts and m['user_id'] == accounts[0]['id']]
+            writers = sorted({entry['username'] for entry in gitlab.writes()})
+            expect(len(accounts) == 1 and accounts[0]['username'] == 'mobb'
+                   and accounts[0]['provisioned_by_group_id'] and memberships == ['30 in payments/api'],
+                   f'{name}: the service account and its membership are not as declared')
+            expect(writers == ['alice'], f'{name}: written with a token that is not alice\'s: {writers}')
+            say(f'    {name}: service account mobb of group payments (no seat, no sign-in), member of '
+                f'payments/api\n    as Developer (30); created by alice\'s token, an Owner\'s, not an administrator\'s.')
 
     def secrets(self):
         values = list(self.mobb.secrets())
@@ -208,8 +233,9 @@ class Demo:
         self.start()
 
         heading('1. First run: each server gets a token, and Mobb gets it')
-        say('Nothing exists yet: the role creates each token, stores it in Mobb (which validates it,\n'
-            'through the broker for gitlab-onprem), and checks that Mobb connects.')
+        say('Nothing exists yet: the role creates each token (on gitlab-onprem, first the service account\n'
+            'and its membership), stores it in Mobb (which validates it, through the broker for\n'
+            'gitlab-onprem), and checks that Mobb connects.')
         code, _lines = self.playbook('rotate')
         states, mobb_writes = self.servers_say()
         expect(code == 0, 'the first run failed')
@@ -217,9 +243,10 @@ class Demo:
             expect(state['connected'] and state['active'] == [state['used']], f'{name}: Mobb does not use the new token')
         expect(mobb_writes == len(self.hosts), 'Mobb was not written once per server')
         first = {name: state['used'] for name, state in states.items()}
+        self.show_service_accounts()
 
         heading('2. The daily run: nothing to do, nothing written')
-        say('Every token has 30 days left and Mobb connects: two reads per server, no writes.')
+        say('Every token has 30 days left and Mobb connects: reads only, nothing written.')
         code, _lines = self.playbook('rotate')
         states, mobb_writes = self.servers_say()
         expect(code == 0, 'the daily run failed')
