@@ -26,6 +26,12 @@ def test_the_demo_tells_its_story_and_leaves_no_secret(tmp_path):
     assert 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): none: 3' in output
     assert 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): rotated: 3' in output
     assert 'GitLab token check - 3 token(s) on 3 host(s): ok: 3' in output
+    # gitlab-onprem's token belongs to a group service account, created on the first run by a
+    # group Owner's token, left alone by the daily run and rotated after the clock moved.
+    sa_rows = [line.split() for line in output.splitlines()
+               if line.strip().startswith('gitlab-onprem.example  service_account:payments/mobb/mobb-broker')]
+    assert [row[2] for row in sa_rows] == ['created', 'none', 'rotated', 'ok']
+    assert "created by alice's token, an Owner's, not an administrator's" in output
     # The run with the inventory plugin's inventory: the server added in Mobb gets its token.
     assert 'GitLab tokens kept for Mobb - 4 token(s) on 4 host(s): ' in output
     assert ', failed: 0' in output.split('Mobb connection checks during the run: ')[1].split('\n')[0]
