@@ -310,21 +310,59 @@ def test_https_gitlab_behind_an_internal_ca(run_playbook, mobb, gitlab_tls, tmp_
     assert unverified.rc != 0 and 'CERTIFICATE_VERIFY_FAILED' in only(unverified)['msg']
 
 
-def test_the_readme_quick_start_runs_as_written(fleet):
-    """The README's first example, pointed at the local servers, credentials from the environment."""
+def readme_quick_start():
+    """The README's quick start: the play (service-account form) and the GitLab Free variables."""
     readme = open(os.path.join(os.path.dirname(__file__), '..', '..', 'README.md'), encoding='utf-8').read()
-    quick_start = readme.split('## Quick start', 1)[1].split('```yaml\n', 1)[1].split('```', 1)[0]
+    section = readme.split('## Quick start', 1)[1]
+    blocks = [block.split('```', 1)[0] for block in section.split('```yaml\n')[1:3]]
+    return blocks[0], yaml.safe_load(blocks[1])
+
+
+def test_the_readme_quick_start_runs_as_written(fleet):
+    """The README's first example, pointed at the local servers, credentials from the environment:
+    a group Owner's token creates the service account and its memberships, then keeps its token."""
+    quick_start, _free = readme_quick_start()
     gitlab = fleet.gitlabs[0]
-    gitlab.seed(users=[{'username': 'mobb-bot'}])
+    gitlab.settings(allow_top_level_group_owners_to_create_service_accounts=True)
+    owner_token = gitlab.seed(
+        users=[{'username': 'owner'}], groups=[{'path': 'acme/web'}], projects=[{'path': 'acme/payments'}],
+        members=[{'username': 'owner', 'group': 'acme', 'access_level': 50}],
+        tokens=[{'kind': 'personal', 'user': 'owner', 'name': 'ansible', 'scopes': ['api']}])['tokens'][0]['token']
     plays = yaml.safe_load(quick_start.replace('https://gitlab.example.com', gitlab.url))
-    env = {'GITLAB_TOKEN': gitlab.admin_token, 'MOBB_API_URL': fleet.mobb.graphql_url}
+    env = {'GITLAB_TOKEN': owner_token, 'MOBB_API_URL': fleet.mobb.graphql_url}
     run = fleet.run(plays, env=env)
     assert run.rc == 0, run.output[-3000:]
+    account = [user for user in gitlab.users() if user['user_type'] == 'service_account']
+    assert [user['username'] for user in account] == ['mobb'] and account[0]['provisioned_by_group_id']
+    assert sorted((m['source_path'], m['access_level']) for m in gitlab.members() if m['username'] == 'mobb') == [
+        ('acme/payments', 30), ('acme/web', 30)]
     active = fleet.active()
-    assert [t['username'] for t in active] == ['mobb-bot'] and sorted(active[0]['scopes']) == ['api', 'read_user']
+    assert [t['username'] for t in active] == ['mobb'] and sorted(active[0]['scopes']) == ['api', 'read_user']
     assert fleet.mobb_uses() == (True, active[0]['id'])
+    assert {entry['username'] for entry in gitlab.writes()} == {'owner'}
     again = fleet.run(plays, env=env)
     assert again.rc == 0 and fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
+
+
+def test_the_readme_quick_start_on_gitlab_free_keeps_a_project_token(fleet):
+    quick_start, free = readme_quick_start()
+    gitlab = fleet.gitlabs[0]
+    gitlab.settings(tier='free')
+    maintainer_token = gitlab.seed(
+        users=[{'username': 'maintainer'}], projects=[{'path': 'acme/payments'}],
+        members=[{'username': 'maintainer', 'project': 'acme/payments', 'access_level': 40}],
+        tokens=[{'kind': 'personal', 'user': 'maintainer', 'name': 'ansible', 'scopes': ['api']}])['tokens'][0]['token']
+    plays = yaml.safe_load(quick_start.replace('https://gitlab.example.com', gitlab.url))
+    variables = plays[0]['roles'][0]['vars']
+    for name in [name for name in variables if 'service_account' in name or name.endswith('_group')]:
+        del variables[name]
+    variables.update(free)
+    env = {'GITLAB_TOKEN': maintainer_token, 'MOBB_API_URL': fleet.mobb.graphql_url}
+    run = fleet.run(plays, env=env)
+    assert run.rc == 0, run.output[-3000:]
+    active = [t for t in gitlab.tokens() if t['name'] == 'mobb-broker' and t['active']]
+    assert [(t['kind'], t['resource_path'], t['access_level']) for t in active] == [('project', 'acme/payments', 30)]
+    assert fleet.mobb_uses() == (True, active[0]['id'])
 
 
 def test_mobb_rest_url_makes_the_connection_check_a_rest_call(fleet):
