@@ -83,7 +83,8 @@ integration: venv
 # The supported ansible-core versions, each in a virtual environment of its own under
 # .cache/matrix/<version>: sanity with that version's ansible-test, the unit tests, and a
 # subset of the integration tests that covers the action (through the role and the
-# playbooks), a token module and a Mobb module. MATRIX_VERSIONS="2.16" runs one.
+# playbooks, a service account's token included), a token module, the service-account
+# module and a Mobb module. MATRIX_VERSIONS="2.16" runs one.
 MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
 MATRIX_ROOT := $(CURDIR)/.cache/matrix
 MATRIX_INTEGRATION ?= \
@@ -96,7 +97,9 @@ MATRIX_INTEGRATION ?= \
 	tests/integration/test_gitlab_personal_access_token.py::test_check_mode_decides_the_same_and_writes_nothing \
 	tests/integration/test_gitlab_personal_access_token.py::test_diff_shows_ids_expiry_scopes_and_state_never_a_secret \
 	tests/integration/test_mobb_integration.py::test_check_mode_then_store_then_rerun_changes_nothing \
-	tests/integration/test_mobb_integration.py::test_bad_input_fails_with_a_clear_message_and_sends_nothing
+	tests/integration/test_mobb_integration.py::test_bad_input_fails_with_a_clear_message_and_sends_nothing \
+	tests/integration/test_role_service_account.py::test_a_group_service_account_is_created_stored_kept_and_rotated \
+	tests/integration/test_gitlab_service_account.py::test_create_with_memberships_then_a_rerun_changes_nothing
 
 # test-requirements.txt names the ansible-core of .venv; each matrix venv gets its own.
 .PRECIOUS: $(MATRIX_ROOT)/%/venv/.installed
