@@ -515,6 +515,7 @@ class Rotation:
                 return
             if plan in ('create', 'rotate') and self.account is not None:
                 self.prepare_account()
+                yield 'account'
             if self.check_mode:
                 self.outcome = Outcome('would_' + plan)
             elif plan == 'retire':
@@ -682,10 +683,21 @@ class Rotation:
             try:
                 memberships.ensure(membership, False)
             except GitLabModuleError as error:
+                # An overlapping run may have added it meanwhile (GitLab's 409), or GitLab
+                # added it and its answer was lost: what counts is whether it is there now.
+                if not self._still_lacks(memberships, membership):
+                    continue
                 raise StepFailed(Outcome('account_setup_failed', 'Could not give %s %s (%s), so no token was issued%s'
                                          % (self.owner.label(), membership_label(membership), error,
                                             self._still_working())))
             setup.added.append(membership)
+
+    @staticmethod
+    def _still_lacks(memberships, membership):
+        try:
+            return bool(memberships.missing([membership]))
+        except GitLabModuleError:
+            return True
 
     def _memberships(self):
         return Memberships(self.gitlab, self.account.account['id'], self.account.account['username'])
@@ -699,13 +711,24 @@ class Rotation:
         settings, setup = self.settings, self.account
         try:
             setup.account = self.owner.accounts.create(settings.service_account, settings.service_account_name)
+            setup.created = True
         except GitLabModuleError as error:
-            advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
-            raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
-                                     'Nothing else was changed%s'
-                                     % (self.owner.label(), error, advice, self._still_working())))
-        setup.created = True
+            # An overlapping run may have created it since this run's read ("Username has
+            # already been taken"), or GitLab created it and its answer was lost: an account
+            # that is there now is the one to use, whoever made it.
+            setup.account = self._account_now()
+            if setup.account is None:
+                advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
+                raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
+                                         'Nothing else was changed%s'
+                                         % (self.owner.label(), error, advice, self._still_working())))
         self.owner.found(setup.account)
+
+    def _account_now(self):
+        try:
+            return self.owner.accounts.find(self.settings.service_account)
+        except GitLabModuleError:
+            return None
 
     # ---- create_new: issue, store, verify, retire ---------------------------------------
 

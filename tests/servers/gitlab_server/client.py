@@ -84,6 +84,10 @@ class GitLabInstance:
                 'seconds': seconds, 'retry_after': retry_after}
         return self._call('POST', 'faults', {k: v for k, v in body.items() if v is not None})
 
+    def faults(self):
+        """The faults still pending (a fault leaves the list when a request takes it)."""
+        return self._call('GET', 'faults')
+
     def clear_faults(self):
         self._call('DELETE', 'faults')
 

@@ -10,6 +10,7 @@ tests named ``test_outcome_*``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 
@@ -793,6 +794,67 @@ def test_outcome_account_setup_failed_names_what_the_run_created(world, group_ow
     outcome, result = world.run(**options)
     assert outcome.name == 'created' and result['service_account']['created'] is False, outcome.msg
     assert memberships(world, account['id']) == [('project', 'team/app', 30)]
+    world.assert_converged()
+
+
+SERVICE_ACCOUNT_FIRST_STEPS = ['read', 'plan', 'account', 'issue', 'store', 'verify', 'retire']
+
+
+@pytest.mark.parametrize('how, gap', interleavings(len(SERVICE_ACCOUNT_FIRST_STEPS)))
+def test_two_overlapping_first_runs_make_one_account_and_keep_the_invariant(world, group_owner, how, gap):
+    """Both runs read no account; whichever creates it second finds it taken and uses it. As
+    for any two overlapping runs, one may lose its token to the other (store_refused), never
+    the account or its membership."""
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    first, second = world.rotation(**options), world.rotation(**options)
+    drive(first, second, how, gap)
+    for rotation in (first, second):
+        assert rotation.outcome.name != 'account_setup_failed', rotation.outcome.msg
+        world.assert_no_secrets(rotation.outcome.msg)
+    made = accounts(world)
+    assert len(made) == 1 and memberships(world, made[0]['id']) == [('project', 'team/app', 30)]
+    assert [rotation.account.created for rotation in (first, second)].count(True) == 1
+    world.assert_invariant()
+    outcome, _result = world.run(**options)
+    assert not outcome.failed, outcome.msg
+    world.assert_converged()
+
+
+def test_an_account_create_whose_answer_was_lost_is_found_by_the_next_run(world, group_owner):
+    world.gitlab.fault('delay', method='POST', path='/service_accounts$', seconds=2)
+    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    outcome, _result = world.run(gitlab_timeout=1, **options)
+    assert outcome.name == 'account_setup_failed', outcome.msg
+    assert 'GitLab may have created it: the next run finds it.' in outcome.msg
+    assert world.active() == [] and world.mobb.writes() == []
+    deadline = time.monotonic() + 10
+    while not accounts(world) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    outcome, result = world.run(**options)
+    assert outcome.name == 'created' and result['service_account']['created'] is False, outcome.msg
+    assert len(accounts(world)) == 1
+    world.assert_converged()
+
+
+def test_a_membership_another_run_adds_meanwhile_is_taken_as_added(world, group_owner):
+    """The run's POST reaches GitLab after an overlapping run added the membership: 409, then
+    the membership is read again and is there, so the run goes on."""
+    world.gitlab.seed(service_accounts=[{'username': BOT, 'group': 'team'}])
+    world.gitlab.fault('delay', method='POST', path='/members$', seconds=1)
+
+    def add_while_the_post_waits():
+        deadline = time.monotonic() + 10
+        while world.gitlab.faults() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        world.gitlab.seed(members=[{'username': BOT, 'project': 'team/app', 'access_level': 30}])
+
+    other_run = threading.Thread(target=add_while_the_post_waits)
+    other_run.start()
+    outcome, result = world.run(**service_account(gitlab_api_token=group_owner, service_account_create=True))
+    other_run.join()
+    assert outcome.name == 'created', outcome.msg
+    assert ('POST', 409) in [(entry['method'], entry['status']) for entry in world.gitlab.writes()]
+    assert result['service_account']['memberships_added'] == []
     world.assert_converged()
 
 
