@@ -131,8 +131,8 @@ def settle_arguments(arguments):
                             % type(overrides).__name__)
     unknown = sorted(set(overrides) - set(ARGUMENT_SPEC) | set(overrides) & {'overrides'})
     if unknown:
-        raise SettingsError('overrides: unknown option(s) %s; it takes the options of this action'
-                            % ', '.join(unknown))
+        raise SettingsError('overrides (in the role, an item of gitlab_token_rotation_tokens): unknown option(s) '
+                            '%s; it takes the options of mobb.scm.gitlab_server_token' % ', '.join(unknown))
     arguments.update((name, value) for name, value in overrides.items() if value is not None)
     return arguments
 

@@ -251,6 +251,9 @@ BAD_SETTINGS = {
     'list item of the wrong type': (
         {'gitlab_token_rotation_tokens': [{'token_name': 'a', 'expires_in_days': 'soon'}]},
         "expires_in_days"),
+    'list item with an unknown key': (
+        {'gitlab_token_rotation_tokens': [{'tokne_name': 'a'}]},
+        'an item of gitlab_token_rotation_tokens): unknown option(s) tokne_name'),
 }
 
 

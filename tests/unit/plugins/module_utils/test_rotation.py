@@ -173,8 +173,10 @@ def test_overrides_win_over_the_options_beside_them():
 
 
 @pytest.mark.parametrize('overrides, message', [
-    ({'tokne_type': 'project'}, 'overrides: unknown option(s) tokne_type'),
-    ({'overrides': {}}, 'overrides: unknown option(s) overrides'),
+    ({'tokne_type': 'project'}, 'overrides (in the role, an item of gitlab_token_rotation_tokens): unknown '
+                                'option(s) tokne_type; it takes the options of mobb.scm.gitlab_server_token'),
+    ({'overrides': {}}, 'overrides (in the role, an item of gitlab_token_rotation_tokens): unknown option(s) '
+                        'overrides'),
     (['project'], 'overrides must be a mapping'),
 ])
 def test_overrides_are_checked(overrides, message):
