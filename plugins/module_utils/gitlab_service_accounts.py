@@ -354,17 +354,6 @@ class ServiceAccounts:
         account_object = GroupServiceAccount(self._manager(), {'id': account['id']})
         return _required(account_object, 'access_tokens', "A group service account's tokens")
 
-    def active_tokens(self, account):
-        """The account's active personal access tokens, as dicts (never with a secret)."""
-        manager = self.token_manager(account)
-        filters = {'state': 'active'}
-        if manager is None:
-            manager = self.client.personal_access_tokens
-            filters['user_id'] = account['id']
-        what = 'list the personal access tokens of %s' % self.account_label(account)
-        with self.client.errors(what, self._hints('list')):
-            return [token.asdict() for token in manager.list(get_all=True, per_page=100, **filters)]
-
 
 def _not_the_instances(account, kind, owner_id):
     what = "service account '%s' (id %s) belongs to %s %s, not to the instance" % (

@@ -159,7 +159,7 @@ service_accounts:
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModule, GitLabModuleError
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import ServiceAccounts
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import info_view
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import ServiceAccountTokens, info_view
 
 ARGUMENT_SPEC = dict(
     group=dict(type='str'),
@@ -182,7 +182,9 @@ def main():
         accounts = ServiceAccounts(module.connect(), params['group'])
         views = []
         for account in list_accounts(accounts, params['username']):
-            tokens = accounts.active_tokens(account)
+            owner = ServiceAccountTokens(accounts.client, account['username'], accounts)
+            owner.found(account)
+            tokens = owner.list_tokens()
             today = accounts.client.today()
             views.append(dict(
                 account, scope='instance' if params['group'] is None else 'group', group=params['group'],
