@@ -85,13 +85,34 @@ class Team(Api):
 
 
 class OpenApiExtract:
-    """One of GitLab's OpenAPI extracts beside these tests, with the quirks ``patch`` fixes in a copy."""
+    """One of GitLab's OpenAPI extracts beside these tests, with its quirks fixed in a copy: the
+    ones every extract shares (``shared_quirks``), then the ones ``patch`` fixes."""
 
-    def __init__(self, filename, patch):
+    def __init__(self, filename, patch, token_entities):
         path = pathlib.Path(__file__).with_name(filename)
         self.raw = yaml.safe_load(path.read_text(encoding='utf-8'))
-        self.patched = patch(copy.deepcopy(self.raw))
+        self.patched = patch(self.shared_quirks(copy.deepcopy(self.raw), token_entities))
         self.openapi = OpenAPI.from_dict(self.patched)
+
+    @staticmethod
+    def shared_quirks(spec, token_entities):
+        """The server and the access-token entities (named in ``token_entities``) fixed."""
+        schemas = spec['components']['schemas']
+        # Any local instance (http or https, any port) instead of https://{hostname}.
+        spec['servers'] = [{'url': '/'}]
+        for name in token_entities:
+            properties = schemas[name]['properties']
+            # `type: array` without `items` is invalid OpenAPI 3.0; the values are scope names.
+            properties['scopes']['items'] = {'type': 'string'}
+            # GitLab sends `expires_at` as a date ("2025-01-31"), not a date-time, and null when
+            # the token never expires (service-account tokens may); description and last_used_at
+            # are null when unset.
+            properties['expires_at'] = {'type': 'string', 'format': 'date', 'nullable': True}
+            properties['description']['nullable'] = True
+            properties['last_used_at']['nullable'] = True
+        schemas['APIEntitiesPersonalAccessTokenGranularScope']['properties']['permissions']['items'] = {
+            'type': 'string'}
+        return spec
 
     def operations(self):
         """(method, path template, operationId) of every operation in the extract."""

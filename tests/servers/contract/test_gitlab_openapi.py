@@ -7,7 +7,8 @@ server can produce, and each response is validated against the extract with open
 Statuses the extract leaves out (401 on most endpoints, 422 on admin PAT creation, ...)
 are pinned by the behaviour tests in the other ``test_gitlab_*`` modules instead.
 
-The extract has quirks that ``patch_quirks`` fixes in an in-memory copy; each fix says why.
+The extract has quirks, fixed in an in-memory copy: those every GitLab extract shares by
+conftest's ``OpenApiExtract.shared_quirks``, this one's by ``patch_quirks``; each fix says why.
 """
 from __future__ import annotations
 
@@ -35,23 +36,13 @@ ASSOCIATIONS = {
 
 
 def patch_quirks(spec):
-    """The extract with its known quirks fixed (``spec`` is a copy)."""
+    """This extract's own quirks fixed (``spec`` is a copy, with the shared ones fixed already)."""
     schemas = spec['components']['schemas']
-    # Any local instance (http or https, any port) instead of https://{hostname}.
-    spec['servers'] = [{'url': '/'}]
     for name in TOKEN_ENTITIES:
         properties = schemas[name]['properties']
-        # `type: array` without `items` is invalid OpenAPI 3.0; the values are scope names.
-        properties['scopes']['items'] = {'type': 'string'}
-        # GitLab sends `expires_at` as a date ("2025-01-31"), not a date-time, and null
-        # when the token never expires; description and last_used_at are null when unset.
-        properties['expires_at'] = {'type': 'string', 'format': 'date', 'nullable': True}
-        properties['description']['nullable'] = True
-        properties['last_used_at']['nullable'] = True
         if 'access_level' in properties:
             # Create accepts Planner (15), so tokens can hold it; the entity enum omits it.
             properties['access_level']['enum'] = sorted({*properties['access_level']['enum'], 15})
-    schemas['APIEntitiesPersonalAccessTokenGranularScope']['properties']['permissions']['items'] = {'type': 'string'}
     # GitLab reports KAS settings as null when KAS is not configured.
     for field in ('externalUrl', 'externalK8sProxyUrl', 'version'):
         schemas['APIEntitiesMetadata']['properties']['kas']['properties'][field]['nullable'] = True
@@ -66,7 +57,7 @@ def patch_quirks(spec):
 
 @pytest.fixture(scope='module')
 def extract(openapi_extract):
-    return openapi_extract(SPEC_FILE, patch_quirks)
+    return openapi_extract(SPEC_FILE, patch_quirks, TOKEN_ENTITIES)
 
 
 # ----------------------------------------------------------------------- scenarios

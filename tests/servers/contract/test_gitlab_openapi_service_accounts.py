@@ -9,7 +9,8 @@ validated against the extract. The project routes are served with the instance s
 ``project_service_accounts`` on (GitLab 18.11+). Statuses the extract leaves out (409, 422,
 429, ...) and what the bodies say are pinned in ``test_gitlab_service_accounts.py``.
 
-The extract has quirks that ``patch_quirks`` fixes in an in-memory copy; each fix says why.
+The extract has quirks, fixed in an in-memory copy: those every GitLab extract shares by
+conftest's ``OpenApiExtract.shared_quirks``, this one's by ``patch_quirks``; each fix says why.
 """
 from __future__ import annotations
 
@@ -34,21 +35,8 @@ ROTATES = ('/api/v4/projects/{id}/service_accounts/{user_id}/personal_access_tok
 
 
 def patch_quirks(spec):
-    """The extract with its known quirks fixed (``spec`` is a copy)."""
+    """This extract's own quirks fixed (``spec`` is a copy, with the shared ones fixed already)."""
     schemas = spec['components']['schemas']
-    # Any local instance (http or https, any port) instead of https://{hostname}.
-    spec['servers'] = [{'url': '/'}]
-    for name in TOKEN_ENTITIES:
-        properties = schemas[name]['properties']
-        # `type: array` without `items` is invalid OpenAPI 3.0; the values are scope names.
-        properties['scopes']['items'] = {'type': 'string'}
-        # GitLab sends `expires_at` as a date ("2025-01-31"), not a date-time, and null when the
-        # token never expires (service-account tokens may); description and last_used_at are
-        # null when unset.
-        properties['expires_at'] = {'type': 'string', 'format': 'date', 'nullable': True}
-        properties['description']['nullable'] = True
-        properties['last_used_at']['nullable'] = True
-    schemas['APIEntitiesPersonalAccessTokenGranularScope']['properties']['permissions']['items'] = {'type': 'string'}
     # A service account has no public e-mail unless one is set: GitLab sends null.
     schemas['APIEntitiesServiceAccount']['properties']['public_email']['nullable'] = True
     # The lists answer arrays; the extract names the item schema as the whole body.
@@ -64,7 +52,7 @@ def patch_quirks(spec):
 
 @pytest.fixture(scope='module')
 def extract(openapi_extract):
-    return openapi_extract(SPEC_FILE, patch_quirks)
+    return openapi_extract(SPEC_FILE, patch_quirks, TOKEN_ENTITIES)
 
 
 # ----------------------------------------------------------------------- scenarios
