@@ -662,14 +662,22 @@ def test_service_account_first_run_creates_the_account_its_membership_and_token_
         ('GET', f'/api/v4/groups/team/service_accounts/{account["id"]}/personal_access_tokens')]
 
 
-@pytest.mark.parametrize('method', ['create_new', 'rotate'])
-def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_expiry(world, group_owner, method):
+@pytest.fixture
+def due_account_token(world, group_owner):
+    """A first run made the group's account, its membership and its token, stored in Mobb; the
+    token is now due for rotation and the logs are cleared. Returns (options, token)."""
     options = service_account(gitlab_api_token=group_owner, service_account_create=True)
     outcome, _result = world.run(**options)
     assert outcome.name == 'created', outcome.msg
-    old = world.assert_converged()
+    token = world.assert_converged()
     near_expiry(world)
     world.clear_logs()
+    return options, token
+
+
+@pytest.mark.parametrize('method', ['create_new', 'rotate'])
+def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_expiry(world, due_account_token, method):
+    options, old = due_account_token
     outcome, result = world.run(rotation_method=method, **options)
     assert outcome.name == 'rotated', outcome.msg
     new = world.assert_converged()
@@ -899,13 +907,8 @@ def test_outcome_target_missing_names_every_unknown_target_before_the_account_is
     assert len(looked_up) == len(declared) == len(set(looked_up))
 
 
-def test_an_unknown_target_stops_the_rotation_of_a_kept_token_and_the_old_token_stays(world, group_owner):
-    options = service_account(gitlab_api_token=group_owner, service_account_create=True)
-    outcome, _result = world.run(**options)
-    assert outcome.name == 'created', outcome.msg
-    kept = world.assert_converged()
-    near_expiry(world)
-    world.clear_logs()
+def test_an_unknown_target_stops_the_rotation_of_a_kept_token_and_the_old_token_stays(world, due_account_token):
+    options, kept = due_account_token
     declared = APP_DEVELOPER + [{'project': 'team/nope'}]
     outcome, _result = world.run(**dict(options, service_account_memberships=declared))
     assert outcome.name == 'target_missing', outcome.msg
