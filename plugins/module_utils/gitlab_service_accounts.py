@@ -178,9 +178,8 @@ def find_targets(client, memberships, option='memberships'):
 
     Returns ``(memberships, targets)``: the memberships with GitLab's ids, which the membership
     calls then use, and the targets as dicts (kind, id, path, name). Every target GitLab
-    answers 404 for (unknown, or not visible to the api_token: GitLab tells them apart to
-    no one) is named in one TargetsMissing; a target declared twice (by id and by path) is
-    refused too.
+    answers 404 for (unknown, or not visible to the api_token: GitLab answers both alike) is
+    named in one TargetsMissing; a target declared twice (by id and by path) is refused too.
     """
     found, targets, unknown, seen = [], [], [], {}
     for index, membership in enumerate(memberships):
