@@ -27,8 +27,9 @@ except ImportError:
     gitlab = None
     GroupServiceAccount = None
 
-# One declared membership: kind is project or group, ref its id or full path as given.
-Membership = collections.namedtuple('Membership', ['kind', 'ref', 'access_level'])
+# One declared membership: kind is project or group, ref its id or full path as given, id
+# GitLab's id of it once find_targets looked it up (the membership calls then address it by id).
+Membership = collections.namedtuple('Membership', ['kind', 'ref', 'access_level', 'id'], defaults=[None])
 
 MEMBERSHIP_KINDS = ('project', 'group')
 DEFAULT_MEMBERSHIP_LEVEL = ACCESS_LEVELS['developer']
@@ -168,18 +169,52 @@ def membership_view(membership, target=None, level=None):
     return view
 
 
-def find_target(client, membership):
-    """The project or group a membership names, as a dict (kind, id, path, name); one GET."""
+class TargetsMissing(GitLabModuleError):
+    """Projects or groups of the memberships that GitLab does not show the api_token."""
+
+
+def find_targets(client, memberships, option='memberships'):
+    """Each membership's project or group as GitLab knows it, one GET each, before any write.
+
+    Returns ``(memberships, targets)``: the memberships with GitLab's ids, which the membership
+    calls then use, and the targets as dicts (kind, id, path, name). Every target GitLab
+    answers 404 for (unknown, or not visible to the api_token: GitLab answers both alike) is
+    named in one TargetsMissing; a target declared twice (by id and by path) is refused too.
+    """
+    found, targets, unknown, seen = [], [], [], {}
+    for index, membership in enumerate(memberships):
+        target = _find_target(client, membership, option)
+        if target is None:
+            unknown.append(membership)
+            continue
+        key = (target['kind'], target['id'])
+        if key in seen:
+            raise GitLabModuleError(
+                '%s[%d] names %s %s (id %s), as %s[%d] does: declare each project or group once'
+                % (option, index, target['kind'], target['path'], target['id'], option, seen[key]))
+        seen[key] = index
+        found.append(membership._replace(id=target['id']))
+        targets.append(target)
+    if unknown:
+        raise TargetsMissing(
+            '%s: %s not found or not visible to the token: check the full path (or id) of each, and that '
+            "the token's user can see it: a member there, or an administrator"
+            % (option, ' and '.join("%s '%s'" % (membership.kind, membership.ref) for membership in unknown)))
+    return found, targets
+
+
+def _find_target(client, membership, option):
+    """The target as a dict, or None when GitLab answers 404."""
     kind, ref = membership.kind, membership.ref
-    hints = {404: "GitLab has no %s %s, or the api_token's user cannot see it: check its full path "
-                  "(or id) in memberships" % (kind, ref)}
-    with client.errors('find %s %s of memberships' % (kind, ref), hints):
-        if kind == 'project':
-            found = client.projects.get(ref)
-            path = found.path_with_namespace
-        else:
-            found = client.groups.get(ref)
-            path = found.full_path
+    manager = client.projects if kind == 'project' else client.groups
+    with client.errors('find %s %s of %s' % (kind, ref, option)):
+        try:
+            found = manager.get(ref)
+        except gitlab.exceptions.GitlabGetError as error:
+            if error.response_code == 404:
+                return None
+            raise
+    path = found.path_with_namespace if kind == 'project' else found.full_path
     return dict(kind=kind, id=found.id, path=path, name=found.name)
 
 
@@ -423,6 +458,10 @@ class Memberships:
         manager = self.client.projects if kind == 'project' else self.client.groups
         return manager.get(ref, lazy=True)
 
+    def _target(self, membership):
+        """The membership's project or group, by the id find_targets found, else as given."""
+        return self._source(membership.kind, membership.ref if membership.id is None else membership.id)
+
     def _who(self):
         if self.username:
             return "service account '%s' (user %s)" % (self.username, self.user_id)
@@ -443,7 +482,7 @@ class Memberships:
         what = 'read the membership of %s' % self._label(kind, ref)
         with self.client.errors(what, self._not_found_hints(kind, ref)):
             try:
-                member = getattr(self._source(kind, ref), manager_name).get(self.user_id)
+                member = getattr(self._target(membership), manager_name).get(self.user_id)
             except gitlab.exceptions.GitlabGetError as error:
                 if error.response_code == 404 and not _names_a_missing_source(error):
                     return None
@@ -466,7 +505,7 @@ class Memberships:
         if before == wanted or check_mode:
             return before, wanted
         kind, ref = membership.kind, membership.ref
-        members = self._source(kind, ref).members
+        members = self._target(membership).members
         if before is None:
             what = 'add %s as %s' % (self._label(kind, ref), role_name(wanted))
             with self.client.errors(what, self._write_hints(kind, ref), write=True):

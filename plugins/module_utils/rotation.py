@@ -52,7 +52,9 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
     Memberships,
     ServiceAccounts,
+    TargetsMissing,
     check_top_level_group,
+    find_targets,
     parse_memberships,
     role_name,
 )
@@ -379,6 +381,7 @@ class Outcome:
         'account_missing': ('failed', True),
         'membership_missing': ('failed', True),
         'account_setup_failed': ('failed', True),
+        'target_missing': ('failed', True),
     }
 
     def __init__(self, name, msg=''):
@@ -653,13 +656,16 @@ class Rotation:
     def prepare_account(self):
         """Before a service account's token is issued: the account exists and is a member
         where Mobb needs it. What is missing is created with service_account_create (in
-        check mode only predicted); without it the run stops here, having written nothing."""
+        check mode only predicted); without it the run stops here, having written nothing.
+        Each membership's project or group is looked up first, even in check mode: an unknown
+        one stops the run before the account is created."""
         settings, setup = self.settings, self.account
+        memberships = self._find_targets()
         if setup.missing:
-            setup.lacking = [(membership, None) for membership in settings.memberships]
+            setup.lacking = [(membership, None) for membership in memberships]
         else:
             try:
-                setup.lacking = self._memberships().missing(settings.memberships)
+                setup.lacking = self._memberships().missing(memberships)
             except GitLabModuleError as error:
                 raise StepFailed(Outcome('read_failed', 'Could not read the memberships of %s (%s). Nothing was '
                                          'changed%s' % (self.owner.label(), error, self._still_working())))
@@ -691,6 +697,17 @@ class Rotation:
                                          % (self.owner.label(), membership_label(membership), error,
                                             self._still_working())))
             setup.added.append(membership)
+
+    def _find_targets(self):
+        """The declared memberships with the ids of their projects and groups."""
+        try:
+            return find_targets(self.gitlab, self.settings.memberships, option='service_account_memberships')[0]
+        except TargetsMissing as error:
+            raise StepFailed(Outcome('target_missing', '%s (in the role, gitlab_token_rotation_service_account_'
+                                     'memberships). No token was issued; nothing was changed%s'
+                                     % (error, self._still_working())))
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('read_failed', '%s. Nothing was changed%s' % (error, self._still_working())))
 
     @staticmethod
     def _still_lacks(memberships, membership):

@@ -150,6 +150,9 @@ options:
         parent group counts.
       - Checked before a token is issued (never on a run with nothing to do). A missing one is added when
         O(service_account_create=true); otherwise the run fails before any write (RV(outcome=membership_missing)).
+      - Each project and group is looked up first, before the account is created, in check mode too; those GitLab
+        does not know or does not show the token are all named, and the run fails having written nothing
+        (RV(outcome=target_missing)).
     type: list
     elements: dict
     default: []
@@ -340,7 +343,8 @@ outcome:
       V(issue_refused), V(issue_unknown), V(store_refused) (rolled back), V(rollback_failed), V(store_unknown),
       V(verify_failed), V(retire_failed), V(rotate_unknown), V(preflight_failed), V(in_place_store_failed),
       V(in_place_verify_failed), and for O(token_type=service_account) V(account_missing),
-      V(membership_missing), V(account_setup_failed).
+      V(membership_missing), V(account_setup_failed), V(target_missing) (a project or group of
+      O(service_account_memberships) that GitLab does not show the token).
   returned: always
   type: str
   sample: store_refused

@@ -22,8 +22,10 @@ description:
     instance account, reads its user to make sure no group or project owns it), then
     reads each declared project or group and the account's membership there.
   - Bad input fails before any write, with a message that says what to do. A subgroup as
-    O(group), an unknown group, an invalid membership entry and a project or group of
-    O(memberships) that GitLab does not know are all refused before the account is created.
+    O(group), an unknown group, an invalid membership entry and the projects or groups of
+    O(memberships) that GitLab does not know or does not show the token (all of them, named
+    in one message) are refused before the account is created. Each project or group is
+    looked up once; the membership calls then address it by its id.
   - Never handles a token. Issue the account's tokens with M(mobb.scm.gitlab_server_token).
 author:
   - mobb.scm maintainers (@mobb-dev)
@@ -263,7 +265,7 @@ removed_memberships:
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModule, GitLabModuleError
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
-    Memberships, ServiceAccounts, find_target, membership_view, parse_memberships, role_name)
+    Memberships, ServiceAccounts, find_targets, membership_view, parse_memberships, role_name)
 
 ARGUMENT_SPEC = dict(
     state=dict(type='str', default='present', choices=['present', 'absent']),
@@ -328,7 +330,7 @@ class ServiceAccountRun:
     # ---- present
 
     def _present(self, account):
-        targets = self._targets()
+        self.memberships, targets = find_targets(self.client, self.memberships)
         extras = []
         if self.params['purge_memberships']:
             if account is None:
@@ -354,21 +356,6 @@ class ServiceAccountRun:
         if self.module._diff:
             result['diff'] = self._present_diff(before, account, targets, levels, extras)
         return result
-
-    def _targets(self):
-        """The declared projects and groups as GitLab knows them: all exist, none twice."""
-        targets = []
-        seen = {}
-        for index, membership in enumerate(self.memberships):
-            target = find_target(self.client, membership)
-            key = (target['kind'], target['id'])
-            if key in seen:
-                raise GitLabModuleError(
-                    'memberships[%d] names %s %s (id %s), as memberships[%d] does: declare each '
-                    'project or group once' % (index, target['kind'], target['path'], target['id'], seen[key]))
-            seen[key] = index
-            targets.append(target)
-        return targets
 
     def _require_admin(self):
         with self.client.errors("read the api_token's user (/user)"):

@@ -75,13 +75,14 @@ def test_create_with_memberships_then_a_rerun_changes_nothing(plays, gitlab, see
     assert created['removed_memberships'] == []
     assert levels(gitlab, 'mobb-bot') == {('project', 'acme/payments'): 30, ('group', 'acme/platform'): 40}
     assert account['provisioned_by_group_id'] is None
-    user = account['id']
-    # Every target is read before the first write; each membership is read before it is written.
+    user, payments, platform = account['id'], known['acme/payments'], known['acme/platform']
+    # Every target is read before the first write, once; each membership is read before it is
+    # written, by the id the lookup found.
     assert calls(requests_between(run, 'start', 'created')) == [
         ('GET', '/api/v4/service_accounts'), ('GET', '/api/v4/projects/acme%2Fpayments'),
         ('GET', '/api/v4/groups/acme%2Fplatform'), ('POST', '/api/v4/service_accounts'),
-        ('GET', f'/api/v4/projects/acme%2Fpayments/members/{user}'), ('POST', '/api/v4/projects/acme%2Fpayments/members'),
-        ('GET', f'/api/v4/groups/acme%2Fplatform/members/{user}'), ('POST', '/api/v4/groups/acme%2Fplatform/members')]
+        ('GET', f'/api/v4/projects/{payments}/members/{user}'), ('POST', f'/api/v4/projects/{payments}/members'),
+        ('GET', f'/api/v4/groups/{platform}/members/{user}'), ('POST', f'/api/v4/groups/{platform}/members')]
 
     rerun = run.task('rerun')
     assert rerun['changed'] is False
@@ -104,7 +105,7 @@ def test_check_mode_predicts_and_writes_nothing(plays, gitlab):
     assert gitlab.writes() == [] and accounts(gitlab) == {}
 
 
-def test_name_and_role_changes_with_diff_and_check_mode_first(plays, gitlab):
+def test_name_and_role_changes_with_diff_and_check_mode_first(plays, gitlab, seeded):
     gitlab.seed(service_accounts=[{'username': 'mobb-bot', 'name': 'Old name'}],
                 members=[{'username': 'mobb-bot', 'project': 'acme/payments', 'access_level': 20}],
                 tokens=[{'kind': 'personal', 'user': 'mobb-bot', 'name': 'mobb'}])
@@ -121,9 +122,9 @@ def test_name_and_role_changes_with_diff_and_check_mode_first(plays, gitlab):
     assert (changed['changed'], changed['diff']) == (True, expected_diff)
     assert changed['service_account']['name'] == 'Mobb' and accounts(gitlab)['mobb-bot']['name'] == 'Mobb'
     assert levels(gitlab, 'mobb-bot') == {('project', 'acme/payments'): 30}
-    user = changed['service_account']['id']
+    user, payments = changed['service_account']['id'], ids(seeded)['acme/payments']
     assert calls(writes(requests_between(run, 'start', 'changed'))) == [
-        ('PATCH', f'/api/v4/service_accounts/{user}'), ('PUT', f'/api/v4/projects/acme%2Fpayments/members/{user}')]
+        ('PATCH', f'/api/v4/service_accounts/{user}'), ('PUT', f'/api/v4/projects/{payments}/members/{user}')]
     assert run.task('again')['changed'] is False
 
 
@@ -274,13 +275,27 @@ def test_a_non_administrator_cannot_create_an_instance_account(plays, gitlab, se
     assert gitlab.writes() == [] and accounts(gitlab) == {}
 
 
-def test_an_unknown_membership_target_leaves_nothing_behind(plays, gitlab):
-    run = plays.run([call('unknown project', 'service_account', **ACCOUNT,
-                          memberships=[{'project': 'acme/payments'}, {'project': 'acme/nope'}])])
-    assert failure(run, 'unknown project') == (
-        'Could not find project acme/nope of memberships: GitLab answered 404: Project Not Found. GitLab has no '
-        "project acme/nope, or the api_token's user cannot see it: check its full path (or id) in memberships")
+@pytest.mark.parametrize('check', [False, True], ids=['real', 'check mode'])
+@pytest.mark.parametrize('declared, named', [
+    ([{'project': 'acme/nope'}], "project 'acme/nope'"),
+    ([{'group': 'acme/gone'}], "group 'acme/gone'"),
+    (MEMBERSHIPS + [{'project': 'acme/nope'}], "project 'acme/nope'"),
+    ([{'group': 'gone'}, {'project': 'acme/payments'}, {'project': 'acme/nope'}],
+     "group 'gone' and project 'acme/nope'"),
+    ([{'project': 'acme/payments'}, {'project': 'other/app'}], "project 'other/app'"),
+], ids=['unknown project', 'unknown group', 'one unknown among two good', 'two unknown', 'not visible'])
+def test_unknown_membership_targets_are_all_named_before_any_write(plays, gitlab, seeded, check, declared, named):
+    # A group account kept by alice, Owner of acme: other/app is not hers to see (404).
+    gitlab.settings(allow_top_level_group_owners_to_create_service_accounts=True)
+    run = plays.run([call('unknown', 'service_account', group='acme', username='acme-bot', memberships=declared)],
+                    token=alice(seeded), check=check)
+    assert failure(run, 'unknown') == (
+        f"memberships: {named} not found or not visible to the token: check the full path (or id) of each, and that "
+        "the token's user can see it: a member there, or an administrator")
     assert gitlab.writes() == [] and accounts(gitlab) == {}
+    # Besides the group's accounts, one GET per target: all of them, each once.
+    looked_up = [path for _method, path in calls(gitlab.requests()) if '/service_accounts' not in path]
+    assert len(looked_up) == len(declared) == len(set(looked_up))
 
 
 @pytest.mark.parametrize('memberships, message', [

@@ -112,3 +112,22 @@ def test_a_subgroup_fails_the_role_before_any_request(fleet):
     assert only(run)['outcome'] == 'invalid_settings'
     assert "'team/app-group' is a subgroup: use 'team'" in only(run)['msg']
     assert fleet.gitlabs[0].requests() == [] and fleet.mobb.requests() == []
+
+
+@pytest.mark.parametrize('memberships, named, check', [
+    ([{'project': 'team/nope'}], "project 'team/nope'", False),
+    ([{'group': 'gone'}], "group 'gone'", True),
+    ([{'project': 'team/app'}, {'project': 'team/nope'}, {'group': 'team'}], "project 'team/nope'", False),
+    ([{'project': 'team/app'}, {'project': 'team/nope'}, {'group': 'team'}], "project 'team/nope'", True),
+], ids=['unknown project', 'unknown group in check mode', 'one unknown among two good',
+        'one unknown among two good in check mode'])
+def test_an_unknown_membership_target_fails_the_role_before_the_account_is_created(fleet, memberships, named, check):
+    run = run_role(fleet, dict(CREATE, gitlab_token_rotation_service_account_memberships=memberships), check=check)
+    assert run.rc != 0
+    result = only(run)
+    assert (result['outcome'], result['action'], result['changed']) == ('target_missing', 'failed', False)
+    assert (f'service_account_memberships: {named} not found or not visible to the token: check the full path (or id) '
+            'of each') in result['msg']
+    assert 'gitlab_token_rotation_service_account_memberships' in result['msg']
+    assert result['service_account']['created'] is False and result['service_account']['memberships_added'] == []
+    assert fleet.gitlab_writes() == [] and fleet.mobb.writes() == [] and service_accounts(fleet) == []

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import CONNECTION_ARGSPEC, GitLabModuleError, connect
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
-    Membership, Memberships, ServiceAccounts, find_target, parse_memberships, role_name)
+    Membership, Memberships, ServiceAccounts, TargetsMissing, find_targets, parse_memberships, role_name)
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import ServiceAccountTokens
 
 # ---- parse_memberships -------------------------------------------------------------------
@@ -359,15 +359,52 @@ def test_an_unknown_target_is_an_error_not_a_missing_membership(gitlab, bot):
         memberships.missing([Membership('group', 'nope', 30)])
 
 
-def test_find_target_reads_the_id_and_full_path(gitlab, acme):
+def test_find_targets_reads_each_target_once_and_the_memberships_then_use_its_id(gitlab, acme, bot):
     client = client_for(gitlab)
-    project = find_target(client, Membership('project', 'acme/payments', 30))
-    group = find_target(client, Membership('group', str(acme['groups'][-1]['id']), 30))
-    assert (project['kind'], project['path']) == ('project', 'acme/payments') and isinstance(project['id'], int)
-    assert group == dict(kind='group', id=acme['groups'][-1]['id'], path=acme['groups'][-1]['path'],
-                         name=group['name'])
-    with pytest.raises(GitLabModuleError) as caught:
-        find_target(client, Membership('project', 'acme/nope', 30))
+    platform = acme['groups'][-1]
+    wanted = parse_memberships([{'project': 'acme/payments'}, {'group': str(platform['id']), 'access_level': 40}])
+    gitlab.clear_requests()
+    found, targets = find_targets(client, wanted)
+    payments = acme['projects'][0]['id']
+    assert targets == [dict(kind='project', id=payments, path='acme/payments', name=targets[0]['name']),
+                       dict(kind='group', id=platform['id'], path='acme/platform', name=targets[1]['name'])]
+    assert found == [wanted[0]._replace(id=payments), wanted[1]._replace(id=platform['id'])]
+    memberships = Memberships(client, bot['id'], 'mobb-bot')
+    assert [memberships.ensure(membership, check_mode=False) for membership in found] == [(None, 30), (None, 40)]
+    assert [(method, path) for method, path, _status in calls(gitlab)] == [
+        ('GET', '/api/v4/projects/acme%2Fpayments'), ('GET', f'/api/v4/groups/{platform["id"]}'),
+        ('GET', f'/api/v4/projects/{payments}/members/{bot["id"]}'), ('POST', f'/api/v4/projects/{payments}/members'),
+        ('GET', f'/api/v4/groups/{platform["id"]}/members/{bot["id"]}'),
+        ('POST', f'/api/v4/groups/{platform["id"]}/members')]
+
+
+def test_find_targets_names_every_unknown_or_invisible_target_in_one_message(gitlab, acme):
+    gitlab.seed(projects=[{'path': 'other/app'}])  # alice is no member there: GitLab answers 404
+    wanted = parse_memberships([{'project': 'acme/nope'}, {'project': 'acme/payments'}, {'group': 'gone'},
+                                {'project': 'other/app'}], option='service_account_memberships')
+    gitlab.clear_requests()
+    with pytest.raises(TargetsMissing) as caught:
+        find_targets(client_for(gitlab, alice_token(acme)), wanted, option='service_account_memberships')
     assert str(caught.value) == (
-        'Could not find project acme/nope of memberships: GitLab answered 404: Project Not Found. GitLab has no '
-        "project acme/nope, or the api_token's user cannot see it: check its full path (or id) in memberships")
+        "service_account_memberships: project 'acme/nope' and group 'gone' and project 'other/app' not found or not "
+        "visible to the token: check the full path (or id) of each, and that the token's user can see it: a member "
+        "there, or an administrator")
+    # Every target was looked up, nothing written.
+    statuses = [(method, status) for method, _path, status in calls(gitlab)]
+    assert statuses == [('GET', 404), ('GET', 200), ('GET', 404), ('GET', 404)]
+
+
+def test_find_targets_refuses_a_target_given_by_id_and_by_path(gitlab, acme):
+    payments = acme['projects'][0]['id']
+    with pytest.raises(GitLabModuleError, match=(
+            r'^memberships\[1\] names project acme/payments \(id %d\), as memberships\[0\] does: declare each '
+            r'project or group once$' % payments)):
+        find_targets(client_for(gitlab), parse_memberships([{'project': 'acme/payments'}, {'project': payments}]))
+
+
+def test_find_targets_reports_other_failures_as_they_are(gitlab, acme):
+    gitlab.fault('status', count=4, method='GET', path='/projects/', status=500)
+    with pytest.raises(GitLabModuleError) as caught:
+        find_targets(client_for(gitlab), parse_memberships([{'project': 'acme/payments'}]))
+    assert not isinstance(caught.value, TargetsMissing)
+    assert str(caught.value).startswith('Could not find project acme/payments of memberships: GitLab answered 500')

@@ -613,6 +613,12 @@ def token_id_of(world, name):
     return next(t['id'] for t in world.gitlab.tokens() if t['name'] == name)
 
 
+def gitlab_id(world, kind, path):
+    """The id of a project or group, read with the administrator's token."""
+    client = python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token)
+    return (client.projects if kind == 'project' else client.groups).get(path).id
+
+
 @pytest.fixture
 def group_owner(world):
     """Alice's token, and the instance setting that lets a top-level group's Owner create its accounts."""
@@ -641,7 +647,7 @@ def test_service_account_first_run_creates_the_account_its_membership_and_token_
     ops = token_id_of(world, 'ops')
     assert paths_of(world.gitlab.writes(), ops) == [
         ('POST', '/api/v4/groups/team/service_accounts'),
-        ('POST', '/api/v4/projects/team%2Fapp/members'),
+        ('POST', f'/api/v4/projects/{gitlab_id(world, "project", "team/app")}/members'),
         ('POST', f'/api/v4/groups/team/service_accounts/{account["id"]}/personal_access_tokens')]
     world.clear_logs()
 
@@ -656,14 +662,22 @@ def test_service_account_first_run_creates_the_account_its_membership_and_token_
         ('GET', f'/api/v4/groups/team/service_accounts/{account["id"]}/personal_access_tokens')]
 
 
-@pytest.mark.parametrize('method', ['create_new', 'rotate'])
-def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_expiry(world, group_owner, method):
+@pytest.fixture
+def due_account_token(world, group_owner):
+    """A first run made the group's account, its membership and its token, stored in Mobb; the
+    token is now due for rotation and the logs are cleared. Returns (options, token)."""
     options = service_account(gitlab_api_token=group_owner, service_account_create=True)
     outcome, _result = world.run(**options)
     assert outcome.name == 'created', outcome.msg
-    old = world.assert_converged()
+    token = world.assert_converged()
     near_expiry(world)
     world.clear_logs()
+    return options, token
+
+
+@pytest.mark.parametrize('method', ['create_new', 'rotate'])
+def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_expiry(world, due_account_token, method):
+    options, old = due_account_token
     outcome, result = world.run(rotation_method=method, **options)
     assert outcome.name == 'rotated', outcome.msg
     new = world.assert_converged()
@@ -676,9 +690,11 @@ def test_service_account_token_rotates_after_the_clock_moves_with_an_explicit_ex
     assert gitlab_writes == ([('POST', account_tokens), ('DELETE', f'{account_tokens}/{old["id"]}')]
                              if method == 'create_new' else [('POST', f'{account_tokens}/{old["id"]}/rotate')])
     assert mobb_writes == ['updateScmToken']
-    # Before issuing, the run checked the membership Mobb needs.
-    assert ('GET', f'/api/v4/projects/team%2Fapp/members/all/{old["user_id"]}') in [
-        (e['method'], e['path']) for e in world.gitlab.requests()]
+    # Before issuing, the run looked the project up once, then checked the membership there by its id.
+    reads = [(e['method'], e['path']) for e in world.gitlab.requests() if '/projects/' in e['path']]
+    app = gitlab_id(world, 'project', 'team/app')
+    assert reads == [('GET', '/api/v4/projects/team%2Fapp'),
+                     ('GET', f'/api/v4/projects/{app}/members/all/{old["user_id"]}')]
 
 
 def test_instance_service_account_as_an_administrator(world):
@@ -858,6 +874,48 @@ def test_a_membership_another_run_adds_meanwhile_is_taken_as_added(world, group_
     assert ('POST', 409) in [(entry['method'], entry['status']) for entry in world.gitlab.writes()]
     assert result['service_account']['memberships_added'] == []
     world.assert_converged()
+
+
+TARGETS_ADVICE = ("not found or not visible to the token: check the full path (or id) of each, and that the token's "
+                  'user can see it: a member there, or an administrator (in the role, '
+                  'gitlab_token_rotation_service_account_memberships). No token was issued; nothing was changed')
+
+
+@pytest.mark.parametrize('check_mode', [False, True], ids=['real', 'check mode'])
+@pytest.mark.parametrize('declared, named', [
+    ([{'project': 'team/nope'}], "project 'team/nope'"),
+    ([{'group': 'gone'}], "group 'gone'"),
+    (APP_DEVELOPER + [{'group': 'team/gone'}, {'group': 'team'}], "group 'team/gone'"),
+    ([{'project': 'team/nope'}, {'project': 'team/app'}, {'group': 'gone'}], "project 'team/nope' and group 'gone'"),
+    ([{'project': 'other/app'}], "project 'other/app'"),
+], ids=['unknown project', 'unknown group', 'one unknown among two good', 'two unknown', 'not visible'])
+def test_outcome_target_missing_names_every_unknown_target_before_the_account_is_created(
+        world, group_owner, check_mode, declared, named):
+    world.gitlab.seed(projects=[{'path': 'other/app'}])  # alice is no member there: GitLab answers her 404
+    outcome, result = world.run(check_mode=check_mode, **service_account(
+        gitlab_api_token=group_owner, service_account_create=True, service_account_memberships=declared))
+    assert outcome.name == 'target_missing' and result['failed'] and not result['changed'], outcome.msg
+    assert outcome.msg == (f'service_account_memberships: {named} {TARGETS_ADVICE}: GitLab had no active token named '
+                           'mobb-broker, and Mobb keeps no token.')
+    assert world.writes() == ([], []) and accounts(world) == []
+    assert result['service_account'] == {'username': BOT, 'group': 'team', 'id': None, 'created': False,
+                                         'memberships_added': []}
+    # Every target was looked up (not only up to the first unknown one), each once.
+    looked_up = [e['path'] for e in world.gitlab.requests()
+                 if e['path'].startswith(('/api/v4/projects', '/api/v4/groups/'))
+                 and not e['path'].startswith('/api/v4/groups/team/service_accounts')]
+    assert len(looked_up) == len(declared) == len(set(looked_up))
+
+
+def test_an_unknown_target_stops_the_rotation_of_a_kept_token_and_the_old_token_stays(world, due_account_token):
+    options, kept = due_account_token
+    declared = APP_DEVELOPER + [{'project': 'team/nope'}]
+    outcome, _result = world.run(**dict(options, service_account_memberships=declared))
+    assert outcome.name == 'target_missing', outcome.msg
+    assert outcome.msg == (f"service_account_memberships: project 'team/nope' {TARGETS_ADVICE}: token {kept['id']} "
+                           f"(expires {kept['expires_at']}) is still active and still in Mobb, which connects with it.")
+    assert world.writes() == ([], [])
+    assert world.assert_converged()['id'] == kept['id']
 
 
 @pytest.mark.parametrize('group, message', [
