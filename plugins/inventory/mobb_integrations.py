@@ -105,16 +105,21 @@ from urllib.parse import urlsplit
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
+    DEFAULT_API_URL,
     MobbClient,
     MobbError,
     MobbOptionError,
+    MobbRequestError,
     broker_host_for,
     normalize_scm_url,
 )
+from ansible_collections.mobb.scm.plugins.module_utils.urls import redact_url
 
 ALL_GROUP = 'mobb_gitlab_servers'
 BROKERED_GROUP = 'mobb_brokered'
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+# Set on group all when Mobb could not be read: the playbooks fail with it.
+ERRORS_VARIABLE = 'mobb_scm_inventory_errors'
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -149,9 +154,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _read_mobb(self):
         """The GitLab servers of the key's Mobb user, as host records (no secret in them)."""
+        api_url = self.get_option('api_url')
         try:
             with MobbClient(
-                api_url=self.get_option('api_url'),
+                api_url=api_url,
                 api_key=self.get_option('api_key'),
                 validate_certs=self.get_option('validate_certs'),
                 ca_path=self.get_option('ca_path'),
@@ -161,10 +167,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ) as client:
                 me = client.me()
                 api_url = client.api_url
+            return servers_from_me(me, api_url, self.display.warning)
         except MobbError as exc:
             request = ' (request id %s)' % exc.request_id if exc.request_id else ''
-            raise AnsibleParserError('mobb.scm.mobb_integrations: %s%s' % (exc, request)) from None
-        return servers_from_me(me, api_url, self.display.warning)
+            self._fail('mobb.scm.mobb_integrations: cannot read the GitLab servers from the Mobb API at %s: %s%s'
+                       % (redact_url(api_url), exc, request))
+
+    def _fail(self, message):
+        """Raise AnsibleParserError, leaving the message in group all's ERRORS_VARIABLE: ansible-core
+        keeps what a failed source added, so the playbooks' first play (on localhost) fails with it."""
+        errors = list(self.inventory.groups['all'].get_vars().get(ERRORS_VARIABLE) or [])
+        self.inventory.set_variable('all', ERRORS_VARIABLE, errors + [message])
+        raise AnsibleParserError(message)
 
     def _populate(self, servers):
         self.inventory.add_group(ALL_GROUP)
@@ -187,31 +201,44 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 def servers_from_me(me, api_url, warn):
     """[{name, vars}] sorted by name: one per GitLab Server URL among ``me.scmConfigs``.
 
-    Several configs for one URL (other ``scmOrg`` values) make one host, described by the
-    config without an org, else the most recently updated one."""
-    by_url = {}
-    for config in me.get('scmConfigs') or []:
-        if not isinstance(config, dict) or (config.get('scmType') or '').lower() != 'gitlab':
-            continue
-        try:
-            url = normalize_scm_url(config.get('scmUrl'))
-        except MobbOptionError:
-            warn('mobb.scm.mobb_integrations: skipped the GitLab integration %s: its URL %r is not an http(s) URL'
-                 % (config.get('id'), config.get('scmUrl')))
-            continue
-        by_url.setdefault(url, []).append(config)
+    An answer that is not a user with a list of configs raises MobbRequestError: an empty
+    fleet must mean that Mobb holds no GitLab integration, never that its answer was not
+    understood. A URL that Mobb holds several configs for (other organizations or ``scmOrg``
+    values), and URLs that would get one host name, make one host described by the config
+    without an org, else the most recently updated one, with ``mobb_scm_inventory_problem``
+    saying why the rotation cannot keep it as it is."""
+    configs_by_url = _configs_by_url(me, api_url, warn)
+    urls_by_name = {}
+    for url in configs_by_url:
+        urls_by_name.setdefault(host_name(url), []).append(url)
     servers = []
-    for url, configs in by_url.items():
+    for name, urls in urls_by_name.items():
+        # https before http: of two spellings of one server, the one to keep if a choice is made.
+        urls.sort(key=lambda url: (not url.startswith('https://'), url))
+        configs = configs_by_url[urls[0]]
         configs.sort(key=lambda c: c.get('tokenLastUpdate') or '', reverse=True)
         configs.sort(key=lambda c: bool(c.get('scmOrg')))
+        problem = None
+        if len(urls) > 1:
+            problem = ('mobb.scm.mobb_integrations: the GitLab integrations %s all make host %s: remove the ones '
+                       "that name the same server from Mobb's integrations, keeping one, or leave this host out "
+                       '(mobb_scm_hosts, --limit)' % (' and '.join(urls), name))
+        elif len(configs) > 1:
+            problem = ('mobb.scm.mobb_integrations: Mobb holds %d GitLab integrations of %s (%s): the rotation keeps '
+                       "the token of one; remove the others from Mobb's integrations, keeping one, or leave this "
+                       'host out (mobb_scm_hosts, --limit)'
+                       % (len(configs), urls[0], ', '.join(_describe_config(config) for config in configs)))
+        if problem:
+            warn(problem)
         config = configs[0]
-        broker = broker_host_for(me, url)
-        parts = urlsplit(url)
-        servers.append({'name': parts.netloc, 'vars': {
-            'gitlab_token_rotation_gitlab_url': url,
+        broker = broker_host_for(me, urls[0])
+        servers.append({'name': name, 'vars': {
+            'gitlab_token_rotation_gitlab_url': urls[0],
             'gitlab_token_rotation_mobb_api_url': api_url,
             'mobb_scm_url': config.get('scmUrl'),
             'mobb_scm_config_id': config.get('id'),
+            'mobb_scm_config_ids': [c.get('id') for url in urls for c in configs_by_url[url]],
+            'mobb_scm_inventory_problem': problem,
             'mobb_organization_id': config.get('orgId'),
             'mobb_brokered': broker is not None,
             'mobb_broker_virtual_domain': broker.get('virtualDomain') if broker else None,
@@ -219,3 +246,45 @@ def servers_from_me(me, api_url, warn):
             'mobb_token_last_update': config.get('tokenLastUpdate'),
         }})
     return sorted(servers, key=lambda server: server['name'])
+
+
+def _configs_by_url(me, api_url, warn):
+    """{normalised URL: [GitLab configs]} of a ``me`` answer, refusing one of the wrong shape."""
+    if not isinstance(me, dict):
+        raise MobbRequestError('Mobb answered me with %s, not a user: check that api_url is the GraphQL URL of '
+                               'Mobb, such as %s' % (_shape(me), DEFAULT_API_URL))
+    configs = me.get('scmConfigs')
+    if not isinstance(configs, list) or not all(isinstance(config, dict) for config in configs):
+        raise MobbRequestError('Mobb answered me with scmConfigs as %s, not a list of objects: check that api_url '
+                               'is the GraphQL URL of Mobb, such as %s' % (_shape(configs), DEFAULT_API_URL))
+    by_url = {}
+    for config in configs:
+        if (config.get('scmType') or '').lower() != 'gitlab':
+            continue
+        try:
+            url = normalize_scm_url(config.get('scmUrl'))
+        except MobbOptionError as exc:
+            warn('mobb.scm.mobb_integrations: skipped the GitLab integration %s of the Mobb API at %s: %s'
+                 % (config.get('id'), redact_url(api_url), exc))
+            continue
+        by_url.setdefault(url, []).append(config)
+    return by_url
+
+
+def host_name(url):
+    """The inventory name of a GitLab server's normalised URL: host (and :port), then the path
+    with each / as _ (https://git.example.com/gitlab-a: git.example.com_gitlab-a). Not /:
+    host_vars/git.example.com/gitlab-a.yml would also be read for host git.example.com."""
+    parts = urlsplit(url)
+    return parts.netloc + parts.path.replace('/', '_')
+
+
+def _describe_config(config):
+    scm_org = ', scmOrg %s' % config['scmOrg'] if config.get('scmOrg') else ''
+    return 'config %s of organization %s%s' % (config.get('id'), config.get('orgId'), scm_org)
+
+
+def _shape(value):
+    return 'null' if value is None else 'a JSON %s' % {
+        dict: 'object', list: 'list', str: 'string', bool: 'boolean', int: 'number', float: 'number'}.get(
+        type(value), type(value).__name__)
