@@ -19,10 +19,11 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = '***'
-# A URL inside a message: a scheme, then everything up to white space or a quote.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# A URL inside a message: a scheme, then everything up to white space or a quote, but for
+# the punctuation of the sentence after it ("at https://h/x?t=v: ...").
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)]")
 # urllib3 names the request by its path alone ("Max retries exceeded with url: /x?a=b").
-_QUERY_IN_TEXT = re.compile(r"(\burl: [^\s?'\"]*)\?[^\s'\"]*")
+_QUERY_IN_TEXT = re.compile(r"(\burl: [^\s?'\"]*)\?[^\s'\"]*[^\s'\".,:;)]")
 # Query values shorter than this are not masked in a module's output: Ansible masks every
 # occurrence of a no_log value, and a value such as "1" would mask every digit one.
 _LEAST_SECRET_LENGTH = 6

@@ -82,3 +82,8 @@ def test_a_refused_url_is_named_without_its_credentials(given):
 def test_short_query_values_are_not_secrets_to_mask():
     assert url_secrets('https://gitlab.example.com/?page=1&private_token=glpat-secret-0001') == ['glpat-secret-0001']
     assert url_secrets(None) == [] and url_secrets('https://gitlab.example.com') == []
+
+
+def test_the_punctuation_after_a_url_stays_in_the_message():
+    assert redact_text('Mobb API at https://h/v1/graphql?key=glpat-secret-0001: HTTP 502.') == (
+        'Mobb API at https://h/v1/graphql?key=***: HTTP 502.')
