@@ -24,13 +24,31 @@ description:
     entry or output holds one. The API key is never printed.
   - The configuration file name must end with C(mobb_integrations.yml) or C(mobb_integrations.yaml).
   - "Host names are the GitLab server's host name, with C(:port) when the port is not the scheme's
-    default (V(gitlab.example.com), V(gitlab.internal:8443)). Host variables:
+    default, then the URL's path, when GitLab is served under one, with C(_) for each C(/)
+    (V(gitlab.example.com), V(gitlab.internal:8443), V(git.example.com_gitlab-a) for
+    C(https://git.example.com/gitlab-a)). Not C(/): C(host_vars/git.example.com/gitlab-a.yml) would
+    also be read for a host C(git.example.com). Host variables:
     C(gitlab_token_rotation_gitlab_url) (the URL, normalised: lower-case scheme and host, no default port,
     no trailing slash), C(gitlab_token_rotation_mobb_api_url) (the Mobb API the server was read from),
-    C(mobb_scm_url) (the URL as Mobb stores it), C(mobb_scm_config_id), C(mobb_organization_id),
+    C(mobb_scm_url) (the URL as Mobb stores it), C(mobb_scm_config_id) (the config the host describes),
+    C(mobb_scm_config_ids) (every config of the host's URL, or URLs), C(mobb_organization_id),
     C(mobb_brokered) (whether Mobb reaches the server through its broker), C(mobb_broker_virtual_domain)
     (the broker's virtual domain, or null), C(mobb_token_available) and C(mobb_token_last_update)
-    (when Mobb's token was last stored, ISO 8601, or null)."
+    (when Mobb's token was last stored, ISO 8601, or null), and C(mobb_scm_inventory_problem)."
+  - "C(mobb_scm_inventory_problem) is null, or a one-line message (also shown as a warning) saying why the
+    rotation cannot keep the host as it is, and what to do: Mobb holds several integrations of the URL
+    (other organizations or C(scmOrg) values), and Mobb's C(updateScmToken) stores into one of them; or
+    several URLs make the host's name (C(http://) and C(https://) of one server, paths that differ only
+    by C(/) and C(_)). The host then describes the config without C(scmOrg), else the last updated one,
+    of the C(https://) URL. The rotation role refuses such a host."
+  - "When Mobb cannot be read (a refused key, Mobb unreachable, a timeout, an HTTP error or proxy page,
+    an answer that is not a user with a list of C(scmConfigs)), the plugin fails with a message naming
+    the Mobb API and what to check, and sets C(mobb_scm_inventory_errors) (the list of these messages)
+    on group C(all). Ansible itself only warns and goes on with no host unless
+    E(ANSIBLE_INVENTORY_UNPARSED_FAILED) is set (as in AWX's inventory updates); C(mobb.scm.rotate)
+    and C(mobb.scm.check) fail with these messages in their first play."
+  - A URL Mobb returns with credentials (C(user:token@), a query) is skipped with a warning that shows
+    it without them.
   - Groups - every host is in C(mobb_gitlab_servers); the brokered ones also in C(mobb_brokered).
   - Host variables of the plugin beat C(group_vars) files; to point the role elsewhere for one server,
     use C(host_vars/<host>.yml) or O(compose).

@@ -19,7 +19,12 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url, redact_text, url_secrets
+from ansible_collections.mobb.scm.plugins.module_utils.urls import (
+    UrlError,
+    normalize_server_url,
+    redact_text,
+    url_secrets,
+)
 
 try:
     import gitlab

@@ -118,7 +118,8 @@ def test_a_bad_key_is_a_clear_error(fleet, config):
     failed = ansible_inventory(fleet, '-i', str(config), '--graph',
                                env={'MOBB_API_KEY': 'not-the-key', 'ANSIBLE_INVENTORY_UNPARSED_FAILED': 'true'})
     assert failed.returncode != 0
-    assert 'mobb.scm.mobb_integrations: Mobb refused the API key (access-denied' in failed.stderr
+    assert 'mobb.scm.mobb_integrations: cannot read the GitLab servers from the Mobb API at ' in failed.stderr
+    assert 'Mobb refused the API key (access-denied' in failed.stderr
     assert 'not-the-key' not in failed.stdout + failed.stderr
 
 
@@ -237,7 +238,8 @@ def test_limit_and_a_host_named_localhost_still_work(fleet, config):
     assert fleet.mobb_uses(0) == (True, fleet.active(0)[0]['id'])
     # The runner's inventory holds a host named localhost: the check's play runs on it, and a
     # target of localhost alone is a fleet of one host (which has no GitLab settings: it fails there).
-    run = playbook(fleet, 'check', config, extra_vars={'mobb_scm_hosts': 'localhost'})
+    run = playbook(fleet, 'check', config,
+                   extra_vars={'mobb_scm_hosts': 'localhost', 'mobb_scm_report_dir': str(fleet.tmp_path / 'reports')})
     assert 'no host in the inventory matches' not in run.output
     assert 'PLAY [Check Mobb' in run.output
 

@@ -186,7 +186,8 @@ def me_answer(scm_configs):
 
 @pytest.mark.parametrize('body, message', [
     ({'data': {'me': []}}, 'Mobb returned no user for this API key'),
-    (me_answer('https://gitlab.example.com'), 'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
+    (me_answer('https://gitlab.example.com'),
+     'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
     (me_answer(None), 'Mobb answered me with scmConfigs as null, not a list of objects'),
     (me_answer({'id': 'c1'}), 'Mobb answered me with scmConfigs as a JSON object, not a list of objects'),
     (me_answer(['c1']), 'not a list of objects'),
@@ -215,6 +216,16 @@ def test_a_failed_source_adds_its_error_to_those_of_the_sources_before_it(mobb, 
     assert len(errors) == 2 and 'Mobb refused the API key' in errors[0] and 'cannot reach' in errors[1], errors
 
 
+def parse_with_warnings(path):
+    """(manager, the warnings the plugin gave) of one parse by the plugin itself."""
+    warnings = []
+    plugin = inventory_loader.get('mobb.scm.mobb_integrations')
+    manager = InventoryManager(loader=DataLoader(), sources=[])
+    plugin.display.warning = warnings.append
+    plugin.parse(manager._inventory, manager._loader, path)
+    return manager, warnings
+
+
 def test_one_host_per_server_whatever_its_path_and_no_url_collision_is_silent(mobb, seeded, tmp_path):
     mobb.seed(scm_configs=[
         {'user': ADMIN, 'scm_url': 'https://git.example.com/gitlab-a', 'token': TOKENS[2]},
@@ -224,12 +235,7 @@ def test_one_host_per_server_whatever_its_path_and_no_url_collision_is_silent(mo
         {'user': ADMIN, 'scm_url': 'http://git.example.com/gitlab-b', 'token': TOKENS[2]},
         # One URL, two configs (a scmOrg): kept, with a problem.
         {'user': ADMIN, 'scm_url': 'https://gitlab.example.com:8443', 'org': 'team', 'token': TOKENS[2]}])
-    warnings = []
-    plugin = inventory_loader.get('mobb.scm.mobb_integrations')
-    manager = InventoryManager(loader=DataLoader(), sources=[])
-    plugin.display.warning = warnings.append
-    plugin.parse(manager._inventory, manager._loader,
-                 config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
+    manager, warnings = parse_with_warnings(config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
     manager._inventory.reconcile_inventory()
     assert sorted(h.name for h in manager.get_hosts()) == [
         'git.example.com_gitlab-a', 'git.example.com_gitlab-b', 'git.example.com_tools_gitlab',
@@ -250,7 +256,8 @@ def test_one_host_per_server_whatever_its_path_and_no_url_collision_is_silent(mo
         "http://git.example.com/gitlab-b all make host git.example.com_gitlab-b: remove the ones that name the same "
         "server from Mobb's integrations, keeping one, or leave this host out (mobb_scm_hosts, --limit)")
     orgs = host_vars(manager, 'gitlab.example.com:8443')
-    plain, team = configs[('https://gitlab.example.com:8443', None)], configs[('https://gitlab.example.com:8443', 'team')]
+    plain = configs[('https://gitlab.example.com:8443', None)]
+    team = configs[('https://gitlab.example.com:8443', 'team')]
     assert orgs['mobb_scm_config_id'] == plain and orgs['mobb_scm_config_ids'] == [plain, team]
     assert orgs['mobb_scm_inventory_problem'] == (
         'mobb.scm.mobb_integrations: Mobb holds 2 GitLab integrations of https://gitlab.example.com:8443 '
@@ -266,15 +273,10 @@ def test_a_url_with_credentials_is_skipped_with_a_warning_that_does_not_show_the
         {'id': 'c1', 'scmType': 'GitLab', 'scmUrl': 'http://oauth2:%s@gitlab.example.com' % secret},
         {'id': 'c2', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.example.com/?private_token=%s' % secret},
         {'id': 'c3', 'scmType': 'GitLab', 'scmUrl': 'ftp://oauth2:%s@gitlab.example.com' % secret}]))
-    warnings = []
-    plugin = inventory_loader.get('mobb.scm.mobb_integrations')
-    manager = InventoryManager(loader=DataLoader(), sources=[])
-    plugin.display.warning = warnings.append
-    plugin.parse(manager._inventory, manager._loader,
-                 config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
+    manager, warnings = parse_with_warnings(config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
     assert list(manager._inventory.hosts) == []
     assert len(warnings) == 3 and not [w for w in warnings if secret in w], warnings
     assert 'skipped the GitLab integration c1 of the Mobb API at %s: scm_url must not carry credentials' % (
         mobb.graphql_url) in warnings[0]
-    assert warnings[1].endswith('without ?query or #fragment: https://gitlab.example.com/?***')
+    assert warnings[1].endswith('without ?query or #fragment: https://gitlab.example.com/?...')
     assert "got 'ftp://***@gitlab.example.com'" in warnings[2]

@@ -72,7 +72,8 @@ def test_every_url_in_a_message_is_redacted():
                                  "/v1/graphql?key=*** (tried 'http://***@h/x?private_token=***')")
 
 
-@pytest.mark.parametrize('given', ['ftp://root:glpat-secret-0001@gitlab.example.com', 'https://gitlab.example.com:99999?t=glpat-secret-0001'])
+@pytest.mark.parametrize('given', ['ftp://root:glpat-secret-0001@gitlab.example.com',
+                                   'https://gitlab.example.com:99999?t=glpat-secret-0001'])
 def test_a_refused_url_is_named_without_its_credentials(given):
     with pytest.raises(UrlError) as raised:
         normalize_server_url(given, 'gitlab_url')
