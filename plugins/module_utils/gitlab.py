@@ -19,7 +19,12 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
+from ansible_collections.mobb.scm.plugins.module_utils.urls import (
+    UrlError,
+    normalize_server_url,
+    redact_text,
+    url_secrets,
+)
 
 try:
     import gitlab
@@ -74,7 +79,8 @@ class GitLabModuleError(Exception):
 
 
 def one_line(text):
-    return ' '.join(str(text).split())
+    """The text on one line, every URL in it redacted (urls.redact_url)."""
+    return redact_text(' '.join(str(text).split()))
 
 
 class GitLabModule(AnsibleModule):
@@ -87,6 +93,8 @@ class GitLabModule(AnsibleModule):
         exclusive.extend(mutually_exclusive)
         super().__init__(argument_spec=spec, mutually_exclusive=exclusive,
                          supports_check_mode=True, **kwargs)
+        # A credential in api_url (refused by connect()) is masked in the result's invocation too.
+        self.no_log_values.update(url_secrets(self.params.get('api_url')))
 
     def connect(self):
         """Return a GitLabClient for the connection options; no request is made.

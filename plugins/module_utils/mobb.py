@@ -131,7 +131,8 @@ class MobbError(Exception):
     """A failure talking to Mobb, described in one line that holds no secret."""
 
     def __init__(self, message, request_id=None):
-        super().__init__(message)
+        # The URLs it names (api_url, rest_url, an SCM URL) may carry a credential.
+        super().__init__(urls.redact_text(message))
         self.request_id = request_id
 
     def result_fields(self):
@@ -254,7 +255,7 @@ def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
 
 
 def _one_line(text, secrets):
-    text = ' '.join(str(text).split())
+    text = urls.redact_text(' '.join(str(text).split()))
     # Longest first: a secret that contains another is redacted whole.
     for secret in sorted(secrets, key=lambda value: len(value or ''), reverse=True):
         if secret:
@@ -401,7 +402,8 @@ class MobbClient:
         self._secrets = {self._api_key}
         self._timeout = timeout
         self._retries = retries
-        self._warn = warn or (lambda message: None)
+        warn = warn or (lambda message: None)
+        self._warn = lambda message: warn(urls.redact_text(message))
         if not validate_certs:
             self._verify = False
             # One task warning instead of urllib3's warning on stderr for every request.
@@ -785,6 +787,10 @@ class MobbModule(AnsibleModule):
         spec = dict(MOBB_CONNECTION_ARGSPEC)
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
+        # A credential in a URL option (api_url, rest_url, scm_url) is masked in the result's invocation too.
+        for name in spec:
+            if name.endswith('url'):
+                self.no_log_values.update(urls.url_secrets(self.params.get(name)))
 
     def client(self):
         """A MobbClient for this module's connection options; warnings go to the task result."""

@@ -6,6 +6,7 @@ so ansible-inventory --list shows the template, never the token. Every run is ch
 leaks."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import pytest
 import yaml
 
-from rotation_fleet import Fleet, host
+from rotation_fleet import ADMIN_KEY, Fleet, host
 
 BIN = os.path.dirname(sys.executable)
 STORE = ('mutation store($url: String!, $token: String!) { updateScmToken(scmType: "GitLab", url: $url, '
@@ -117,7 +118,8 @@ def test_a_bad_key_is_a_clear_error(fleet, config):
     failed = ansible_inventory(fleet, '-i', str(config), '--graph',
                                env={'MOBB_API_KEY': 'not-the-key', 'ANSIBLE_INVENTORY_UNPARSED_FAILED': 'true'})
     assert failed.returncode != 0
-    assert 'mobb.scm.mobb_integrations: Mobb refused the API key (access-denied' in failed.stderr
+    assert 'mobb.scm.mobb_integrations: cannot read the GitLab servers from the Mobb API at ' in failed.stderr
+    assert 'Mobb refused the API key (access-denied' in failed.stderr
     assert 'not-the-key' not in failed.stdout + failed.stderr
 
 
@@ -165,3 +167,102 @@ def test_the_awx_inventory_source_of_docs_awx_md(fleet, tmp_path):
     servers = yaml.safe_load(listed.stdout)['all']['children']['mobb_gitlab_servers']['hosts']
     assert list(servers) == [host(fleet.gitlabs[0].url)]
     assert servers[host(fleet.gitlabs[0].url)]['gitlab_token_rotation_user'] == 'mobb-bot'
+
+
+def playbook(fleet, name, config, extra_vars=None, args=(), env=None):
+    return fleet.run([{'import_playbook': 'mobb.scm.%s' % name}], args=['-i', str(config)] + list(args),
+                     extra_vars=extra_vars, env=env)
+
+
+def fleet_message(run):
+    return run.task('mobb.scm.gitlab_token_rotation : Fail when the inventory could not be read or the target has '
+                    'no host')['msg']
+
+
+def with_options(config, **options):
+    document = yaml.safe_load(config.read_text())
+    document.update(options)
+    config.write_text(yaml.safe_dump(document))
+    return config
+
+
+UNREADABLE = {
+    'bad key': ({'env': {'MOBB_API_KEY': 'not-the-key'}}, 'Mobb refused the API key (access-denied'),
+    'HTTP 502': ({'fault': {'kind': 'status', 'status': 502}}, 'still answered HTTP 502 after 0 retries'),
+    'an HTML page': ({'fault': {'kind': 'html200'}}, 'still answered with a proxy page saying "bad gateway"'),
+    'a timeout': ({'fault': {'kind': 'delay', 'seconds': 4}, 'options': {'timeout': 1}}, 'did not answer within 1 s'),
+    'the wrong shape': ({'fault': {'kind': 'answer', 'body': {'data': {'me': {'id': 'u', 'scmConfigs': 'x'}}}}},
+                        'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
+}
+
+
+@pytest.mark.parametrize('case', list(UNREADABLE))
+def test_an_unreadable_mobb_fails_rotate_and_check_with_the_plugins_message(fleet, config, case):
+    setup, message = UNREADABLE[case]
+    add_in_mobb(fleet, fleet.gitlabs[0])
+    with_options(config, retries=0, **setup.get('options', {}))
+    for name in ('rotate', 'check'):
+        if 'fault' in setup:
+            fleet.mobb.fault(operation='Me', **setup['fault'])
+        # Target all: the test runner's inventory has a host (localhost), and still the job fails.
+        run = playbook(fleet, name, config, env=setup.get('env'))
+        assert run.rc != 0, run.output[-3000:]
+        shown = fleet_message(run)
+        assert shown.startswith('mobb.scm.mobb_integrations: cannot read the GitLab servers from the Mobb API at %s: '
+                                % fleet.mobb.graphql_url) and message in shown, shown
+        assert 'not-the-key' not in run.output
+        assert fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
+        # No host was kept: the play that keeps tokens never started.
+        assert "PLAY [Keep Mobb's GitLab tokens fresh]" not in run.output and 'PLAY [Check' in run.output
+
+
+def test_an_inventory_without_servers_fails_unless_an_empty_fleet_is_allowed(fleet, config):
+    target = {'mobb_scm_hosts': 'mobb_gitlab_servers'}
+    for name in ('rotate', 'check'):
+        run = playbook(fleet, name, config, extra_vars=target)
+        assert run.rc != 0, run.output[-3000:]
+        assert fleet_message(run) == (
+            "no host in the inventory matches 'mobb_gitlab_servers', so no GitLab token would be kept: check the "
+            'inventory (-i) and mobb_scm_hosts, or pass -e mobb_scm_allow_empty=true if a fleet with no server is '
+            'expected')
+        allowed = playbook(fleet, name, config, extra_vars=dict(target, mobb_scm_allow_empty=True))
+        assert allowed.rc == 0, allowed.output[-3000:]
+
+
+def test_limit_and_a_host_named_localhost_still_work(fleet, config):
+    add_in_mobb(fleet, fleet.gitlabs[0])
+    name = host(fleet.gitlabs[0].url)
+    env = {token_variable(name): fleet.gitlabs[0].admin_token}
+    limited = playbook(fleet, 'rotate', config, args=['--limit', name], env=env)
+    assert limited.rc == 0, limited.output[-3000:]
+    assert fleet.mobb_uses(0) == (True, fleet.active(0)[0]['id'])
+    # The runner's inventory holds a host named localhost: the check's play runs on it, and a
+    # target of localhost alone is a fleet of one host (which has no GitLab settings: it fails there).
+    run = playbook(fleet, 'check', config,
+                   extra_vars={'mobb_scm_hosts': 'localhost', 'mobb_scm_report_dir': str(fleet.tmp_path / 'reports')})
+    assert 'no host in the inventory matches' not in run.output
+    assert 'PLAY [Check Mobb' in run.output
+
+
+def test_hosts_of_gitlab_servers_under_paths_work_as_ansible_host_names(fleet, config, tmp_path):
+    paths = ('https://git.example.com/gitlab-a', 'https://git.example.com/tools/gitlab')
+    fleet.mobb.seed(scm_configs=[{'user': ADMIN_KEY, 'scm_url': url} for url in paths])
+    graph = ansible_inventory(fleet, '-i', str(config), '--graph')
+    assert graph.returncode == 0, graph.stderr
+    names = ['git.example.com_gitlab-a', 'git.example.com_tools_gitlab']
+    assert graph_groups(graph.stdout)['mobb_gitlab_servers'] == names
+    shown = ansible_inventory(fleet, '-i', str(config), '--host', names[1])
+    assert shown.returncode == 0 and json.loads(shown.stdout)['gitlab_token_rotation_gitlab_url'] == paths[1]
+    # --limit, mobb_scm_hosts and a retry file name them as they are.
+    plays = [{'hosts': '{{ mobb_scm_hosts }}', 'gather_facts': False, 'tasks': [
+        {'ansible.builtin.fail': {'msg': 'retry me'}, 'when': "inventory_hostname.endswith('gitlab-a')"}]}]
+    retry = tmp_path / 'retry'
+    env = {'ANSIBLE_RETRY_FILES_ENABLED': 'True', 'ANSIBLE_RETRY_FILES_SAVE_PATH': str(retry)}
+    run = fleet.run(plays, args=['-i', str(config), '--limit', ','.join(names)],
+                    extra_vars={'mobb_scm_hosts': 'mobb_gitlab_servers'}, env=env)
+    assert run.rc != 0 and 'skipping: [git.example.com_tools_gitlab]' in run.output, run.output[-3000:]
+    retry_file = next(retry.iterdir())
+    assert retry_file.read_text().split() == [names[0]]
+    again = fleet.run(plays, args=['-i', str(config), '--limit', '@%s' % retry_file],
+                      extra_vars={'mobb_scm_hosts': names[0]}, env=env)
+    assert 'fatal: [git.example.com_gitlab-a]' in again.output and 'tools_gitlab' not in again.output

@@ -75,6 +75,19 @@ def test_internal_error_fault_is_hasuras_internal_error(mobb, key):
     assert response.json()['errors'][0]['extensions']['code'] == 'INTERNAL_ERROR'
 
 
+def test_answer_fault_is_its_json_with_status_200_and_mobb_never_sees_the_request(mobb, key):
+    body = {'data': {'me': {'id': 'u1', 'email': 'x', 'scmConfigs': 'not a list'}}}
+    mobb.fault('answer', body=body, operation='Me')
+    assert mobb.faults() == [{'kind': 'answer', 'remaining': 1, 'status': None, 'seconds': None,
+                              'operation': 'Me', 'body': body}]
+    response = _me(mobb, key)
+    assert (response.status_code, response.json()) == (200, body)
+    assert response.headers['Content-Type'].startswith('application/json')
+    entry = mobb.requests()[-1]
+    assert (entry['fault'], entry['user'], entry['operation']) == ('answer', None, 'Me')
+    assert _me(mobb, key).json()['data']['me']['email'] == 'admin@acme.test'
+
+
 def test_fault_count_and_operation_match(mobb, key):
     mobb.fault('status', count=2, status=503, operation='checkScmConnectionStatus')
     assert mobb.faults() == [{'kind': 'status', 'remaining': 2, 'status': 503, 'seconds': None,
@@ -102,6 +115,8 @@ def test_clear_faults(mobb, key):
     ({'kind': 'delay'}, 'needs "seconds" above 0'),
     ({'kind': 'drop', 'count': 0}, 'at least 1'),
     ({'kind': 'drop', 'seconds': 3}, '"seconds" applies only to kind delay'),
+    ({'kind': 'answer'}, 'needs "body"'),
+    ({'kind': 'drop', 'body': {}}, '"body" applies only to kind answer'),
 ])
 def test_bad_fault_requests_are_refused_and_add_nothing(mobb, arguments, message):
     with pytest.raises(MobbServerError, match=message):

@@ -16,7 +16,7 @@ from mobb_server.graphql_api import ACCESS_DENIED_MESSAGE, HasuraError, error_re
 from mobb_server.scm import GitLabChecker
 from mobb_server.state import MobbState, NotFound, StateError
 
-FAULT_KINDS = ('status', 'html200', 'delay', 'drop', 'internal_error')
+FAULT_KINDS = ('status', 'html200', 'delay', 'drop', 'internal_error', 'answer')
 # Mobb's REST path for the check is not public: this one is the local server's choice.
 REST_CHECK_PATH = '/api/rest/check-scm-connection-status'
 REST_CHECK_OPERATION = 'checkScmConnectionStatus'
@@ -38,8 +38,9 @@ def _proxy_page(status, reason):
 
 
 class Fault:
-    def __init__(self, kind, count, status, seconds, operation):
+    def __init__(self, kind, count, status, seconds, operation, body=None):
         self.kind = kind
+        self.body = body
         self.remaining = count
         self.status = status
         self.seconds = seconds
@@ -49,8 +50,11 @@ class Fault:
         return self.remaining > 0 and self.operation in (None, operation_name)
 
     def document(self):
-        return {'kind': self.kind, 'remaining': self.remaining, 'status': self.status,
-                'seconds': self.seconds, 'operation': self.operation}
+        document = {'kind': self.kind, 'remaining': self.remaining, 'status': self.status,
+                    'seconds': self.seconds, 'operation': self.operation}
+        if self.kind == 'answer':
+            document['body'] = self.body
+        return document
 
     @classmethod
     def parse(cls, body):
@@ -78,7 +82,11 @@ class Fault:
         operation = body.get('operation')
         if operation is not None and not isinstance(operation, str):
             raise StateError('"operation" is a GraphQL operation name')
-        return cls(kind, count, status, seconds, operation)
+        if kind == 'answer' and 'body' not in body:
+            raise StateError('an answer fault needs "body", the JSON to answer with')
+        if kind != 'answer' and 'body' in body:
+            raise StateError(f'"body" applies only to kind answer, not {kind}')
+        return cls(kind, count, status, seconds, operation, body.get('body'))
 
 
 class MobbServer:
@@ -179,6 +187,8 @@ class MobbServer:
         if fault.kind == 'internal_error':
             entry['error_code'] = 'INTERNAL_ERROR'
             return web.json_response(error_response(HasuraError('Internal Server Error', 'INTERNAL_ERROR')))
+        if fault.kind == 'answer':
+            return web.json_response(fault.body)
         if fault.kind == 'html200':
             return web.Response(text=_proxy_page(502, 'Bad Gateway'), content_type='text/html')
         entry['status'] = fault.status

@@ -56,16 +56,18 @@ class MobbServer:
         ``scm_timeout``); with no arguments, read them."""
         return self._call('POST', 'settings', changes) if changes else self._call('GET', 'settings')
 
-    def fault(self, kind, count=1, status=None, seconds=None, operation=None):
+    def fault(self, kind, count=1, status=None, seconds=None, operation=None, **answer):
         """Give the next ``count`` GraphQL requests (optionally only those of ``operation``)
         a fault: ``status`` (HTTP ``status``, default 502, with a proxy's HTML page),
         ``html200`` (a proxy's "Bad Gateway" page with HTTP 200), ``delay`` (``seconds``,
         then the request is served), ``drop`` (connection closed without an answer),
-        ``internal_error`` (Hasura's INTERNAL_ERROR)."""
+        ``internal_error`` (Hasura's INTERNAL_ERROR), ``answer`` (HTTP 200 with the JSON
+        ``body=...``, whatever it is)."""
         body = {'kind': kind, 'count': count}
         for name, value in (('status', status), ('seconds', seconds), ('operation', operation)):
             if value is not None:
                 body[name] = value
+        body.update(answer)
         return self._call('POST', 'faults', body)
 
     def faults(self):

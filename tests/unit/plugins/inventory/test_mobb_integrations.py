@@ -79,6 +79,8 @@ def test_one_host_per_gitlab_server_with_the_rotation_variables(mobb, seeded, tm
         'gitlab_token_rotation_mobb_api_url': mobb.graphql_url,
         'mobb_scm_url': 'https://gitlab.onprem.example',
         'mobb_scm_config_id': onprem['id'],
+        'mobb_scm_config_ids': [onprem['id']],
+        'mobb_scm_inventory_problem': None,
         'mobb_organization_id': seeded['org'],
         'mobb_brokered': True,
         'mobb_broker_virtual_domain': 'vd-onprem',
@@ -175,3 +177,106 @@ def test_only_files_named_for_the_plugin(tmp_path):
     for name in ('fleet.mobb_integrations.yml', 'mobb_integrations.yaml'):
         assert plugin.verify_file(config(tmp_path, name=name))
     assert not plugin.verify_file(config(tmp_path, name='fleet.yml'))
+
+
+def me_answer(scm_configs):
+    return {'data': {'me': {'id': 'u1', 'email': ADMIN, 'userOrganizationsAndUserOrganizationRoles': [],
+                            'scmConfigs': scm_configs}}}
+
+
+@pytest.mark.parametrize('body, message', [
+    ({'data': {'me': []}}, 'Mobb returned no user for this API key'),
+    (me_answer('https://gitlab.example.com'),
+     'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
+    (me_answer(None), 'Mobb answered me with scmConfigs as null, not a list of objects'),
+    (me_answer({'id': 'c1'}), 'Mobb answered me with scmConfigs as a JSON object, not a list of objects'),
+    (me_answer(['c1']), 'not a list of objects'),
+    ({'data': None}, 'Mobb answered Me without data or errors'),
+])
+def test_an_answer_of_the_wrong_shape_is_an_error_left_on_group_all(mobb, seeded, tmp_path, body, message):
+    mobb.fault('answer', body=body, operation='Me')
+    manager = InventoryManager(loader=DataLoader(), sources=[])
+    plugin = inventory_loader.get('mobb.scm.mobb_integrations')
+    with pytest.raises(AnsibleError) as error:
+        plugin.parse(manager._inventory, manager._loader,
+                     config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
+    text = str(error.value)
+    assert text.startswith('mobb.scm.mobb_integrations: cannot read the GitLab servers from the Mobb API at %s: '
+                           % mobb.graphql_url) and message in text, text
+    assert manager._inventory.groups['all'].get_vars()['mobb_scm_inventory_errors'] == [text]
+    assert not [secret for secret in mobb.secrets() if secret in text]
+
+
+def test_a_failed_source_adds_its_error_to_those_of_the_sources_before_it(mobb, seeded, tmp_path):
+    manager = InventoryManager(loader=DataLoader(), sources=[
+        config(tmp_path, name='a.mobb_integrations.yml', api_url=mobb.graphql_url, api_key='not-a-key'),
+        config(tmp_path, name='b.mobb_integrations.yml', api_url='http://127.0.0.1:9/v1/graphql', api_key='k',
+               retries=0)])
+    errors = manager.groups['all'].get_vars()['mobb_scm_inventory_errors']
+    assert len(errors) == 2 and 'Mobb refused the API key' in errors[0] and 'cannot reach' in errors[1], errors
+
+
+def parse_with_warnings(path):
+    """(manager, the warnings the plugin gave) of one parse by the plugin itself."""
+    warnings = []
+    plugin = inventory_loader.get('mobb.scm.mobb_integrations')
+    manager = InventoryManager(loader=DataLoader(), sources=[])
+    plugin.display.warning = warnings.append
+    plugin.parse(manager._inventory, manager._loader, path)
+    return manager, warnings
+
+
+def test_one_host_per_server_whatever_its_path_and_no_url_collision_is_silent(mobb, seeded, tmp_path):
+    mobb.seed(scm_configs=[
+        {'user': ADMIN, 'scm_url': 'https://git.example.com/gitlab-a', 'token': TOKENS[2]},
+        {'user': ADMIN, 'scm_url': 'https://git.example.com/gitlab-b/', 'token': TOKENS[2]},
+        {'user': ADMIN, 'scm_url': 'https://git.example.com/tools/gitlab', 'token': TOKENS[2]},
+        # The same server over http: one host name, refused on the host.
+        {'user': ADMIN, 'scm_url': 'http://git.example.com/gitlab-b', 'token': TOKENS[2]},
+        # One URL, two configs (a scmOrg): kept, with a problem.
+        {'user': ADMIN, 'scm_url': 'https://gitlab.example.com:8443', 'org': 'team', 'token': TOKENS[2]}])
+    manager, warnings = parse_with_warnings(config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
+    manager._inventory.reconcile_inventory()
+    assert sorted(h.name for h in manager.get_hosts()) == [
+        'git.example.com_gitlab-a', 'git.example.com_gitlab-b', 'git.example.com_tools_gitlab',
+        'gitlab.example.com:8443', 'gitlab.onprem.example']
+    configs = {(c['scm_url'], c['scm_org']): c['id'] for c in mobb.scm_configs()}
+    first = host_vars(manager, 'git.example.com_gitlab-a')
+    assert first['gitlab_token_rotation_gitlab_url'] == 'https://git.example.com/gitlab-a'
+    assert first['mobb_scm_config_ids'] == [configs[('https://git.example.com/gitlab-a', None)]]
+    assert first['mobb_scm_inventory_problem'] is None
+    assert host_vars(manager, 'git.example.com_tools_gitlab')['gitlab_token_rotation_gitlab_url'] == (
+        'https://git.example.com/tools/gitlab')
+    twins = host_vars(manager, 'git.example.com_gitlab-b')
+    assert twins['gitlab_token_rotation_gitlab_url'] == 'https://git.example.com/gitlab-b'
+    assert twins['mobb_scm_config_ids'] == [configs[('https://git.example.com/gitlab-b', None)],
+                                            configs[('http://git.example.com/gitlab-b', None)]]
+    assert twins['mobb_scm_inventory_problem'] == (
+        'mobb.scm.mobb_integrations: the GitLab integrations https://git.example.com/gitlab-b and '
+        "http://git.example.com/gitlab-b all make host git.example.com_gitlab-b: remove the ones that name the same "
+        "server from Mobb's integrations, keeping one, or leave this host out (mobb_scm_hosts, --limit)")
+    orgs = host_vars(manager, 'gitlab.example.com:8443')
+    plain = configs[('https://gitlab.example.com:8443', None)]
+    team = configs[('https://gitlab.example.com:8443', 'team')]
+    assert orgs['mobb_scm_config_id'] == plain and orgs['mobb_scm_config_ids'] == [plain, team]
+    assert orgs['mobb_scm_inventory_problem'] == (
+        'mobb.scm.mobb_integrations: Mobb holds 2 GitLab integrations of https://gitlab.example.com:8443 '
+        '(config %s of organization %s, config %s of organization %s, scmOrg team): the rotation keeps the token of '
+        "one; remove the others from Mobb's integrations, keeping one, or leave this host out (mobb_scm_hosts, --limit)"
+        % (plain, seeded['org'], team, seeded['org']))
+    assert sorted(warnings) == sorted([twins['mobb_scm_inventory_problem'], orgs['mobb_scm_inventory_problem']])
+
+
+def test_a_url_with_credentials_is_skipped_with_a_warning_that_does_not_show_them(mobb, seeded, tmp_path):
+    secret = TOKENS[0]
+    mobb.fault('answer', operation='Me', body=me_answer([
+        {'id': 'c1', 'scmType': 'GitLab', 'scmUrl': 'http://oauth2:%s@gitlab.example.com' % secret},
+        {'id': 'c2', 'scmType': 'GitLab', 'scmUrl': 'https://gitlab.example.com/?private_token=%s' % secret},
+        {'id': 'c3', 'scmType': 'GitLab', 'scmUrl': 'ftp://oauth2:%s@gitlab.example.com' % secret}]))
+    manager, warnings = parse_with_warnings(config(tmp_path, api_url=mobb.graphql_url, api_key=seeded['keys'][ADMIN]))
+    assert list(manager._inventory.hosts) == []
+    assert len(warnings) == 3 and not [w for w in warnings if secret in w], warnings
+    assert 'skipped the GitLab integration c1 of the Mobb API at %s: scm_url must not carry credentials' % (
+        mobb.graphql_url) in warnings[0]
+    assert warnings[1].endswith('without ?query or #fragment: https://gitlab.example.com/?...')
+    assert "got 'ftp://***@gitlab.example.com'" in warnings[2]
