@@ -27,9 +27,9 @@ description:
     without retrying and says that Mobb may or may not hold the new token, since
     a store that timed out can still land and a repeat could land after a rollback. Run the task again;
     it reads what Mobb holds first and stores the token only when Mobb does not hold it already.
-  - Every other failure of a store is a definite refusal and means Mobb did not store it: the SCM rejected
-    the token or is unreachable, Mobb refused the API key (C(access-denied)), the role (C(permission-error))
-    or the request (C(validation-failed), an HTTP 4xx), or the connection could not be opened.
+  - Every other failure of a store is a definite refusal and means Mobb did not store it. That is, the SCM
+    rejected the token or is unreachable, Mobb refused the API key (C(access-denied)), the role
+    (C(permission-error)) or the request (C(validation-failed), an HTTP 4xx), or the connection could not be opened.
   - Runs on the controller (or any host with C(requests)); delegate it to C(localhost).
 options:
   scm_url:
