@@ -894,7 +894,7 @@ class Rotation:
     def _verify_failed(self, stored):
         new_id = self.issued['id']
         now = self._read_again()
-        ids = sorted(token['id'] for token in now.tokens or [])
+        ids = sorted((token['id'] for token in now.tokens or []), key=lambda token_id: (token_id != new_id, token_id))
         if now.tokens is None:
             kept = 'GitLab did not answer when asked again (%s)' % now.gitlab_error
         elif len(ids) > 1:

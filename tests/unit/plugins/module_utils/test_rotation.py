@@ -412,7 +412,7 @@ def test_a_store_answered_internal_error_after_writing_is_never_rolled_back(worl
         assert world.assert_converged()['id'] == new_id
     else:
         assert outcome.name == 'store_unknown', outcome.msg
-        assert f'nothing was revoked: tokens {kept["id"]} and {new_id} stay active' in outcome.msg
+        assert f'nothing was revoked: tokens {new_id} and {kept["id"]} stay active' in outcome.msg
         assert world.assert_invariant() == new_id
         outcome, _result = world.run()
         assert not outcome.failed, outcome.msg
@@ -979,16 +979,27 @@ def test_a_run_whose_new_token_an_overlapping_run_retired_before_its_store_is_su
     assert world.assert_converged()['id'] == b_token
 
 
-def test_a_new_token_revoked_behind_the_runs_back_is_not_rolled_back_again(world, kept):
+def stored_after(world, behind_the_runs_back):
+    """A rotation of the project token run to its issue, then ``behind_the_runs_back(rotation)``
+    (what someone does in GitLab's UI, or Mobb's broker), then the rest of its steps."""
     near_expiry(world)
     rotation = world.rotation()
     steps = rotation.steps()
     assert [next(steps) for _step in range(3)] == ['read', 'plan', 'issue']
-    # Someone revokes the new token in GitLab's UI before the run stores it.
-    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
-        'team/app', lazy=True).access_tokens.delete(rotation.issued['id'])
+    behind_the_runs_back(rotation)
     assert list(steps) == ['store']
-    outcome, result = rotation.outcome, rotation.result(rotation.outcome)
+    world.assert_no_secrets(rotation.outcome.msg)
+    return rotation.outcome, rotation.result(rotation.outcome), rotation
+
+
+def revoke_in_the_ui(world, token_id):
+    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
+        'team/app', lazy=True).access_tokens.delete(token_id)
+
+
+def test_a_new_token_revoked_behind_the_runs_back_is_not_rolled_back_again(world, kept):
+    # Someone revokes the new token in GitLab's UI before the run stores it.
+    outcome, result, _rotation = stored_after(world, lambda rotation: revoke_in_the_ui(world, rotation.issued['id']))
     assert outcome.name == 'store_refused' and result['failed'], outcome.msg
     assert 'BadScmCredentials' in outcome.msg
     assert outcome.msg.endswith(f'The new token was revoked meanwhile, not by this run, so there was nothing to roll '
@@ -1001,16 +1012,12 @@ def test_a_new_token_revoked_behind_the_runs_back_is_not_rolled_back_again(world
 
 
 def test_a_rollback_message_tells_of_an_old_token_revoked_behind_the_runs_back(world, kept):
-    near_expiry(world)
-    rotation = world.rotation()
-    steps = rotation.steps()
-    assert [next(steps) for _step in range(3)] == ['read', 'plan', 'issue']
-    # The old token is revoked in GitLab's UI, and the broker goes down: Mobb refuses the store.
-    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
-        'team/app', lazy=True).access_tokens.delete(kept['id'])
-    world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
-    assert list(steps) == ['store']
-    outcome, result = rotation.outcome, rotation.result(rotation.outcome)
+    def revoke_the_old_token_and_stop_the_broker(_rotation):
+        # The old token is revoked in GitLab's UI, and the broker goes down: Mobb refuses the store.
+        revoke_in_the_ui(world, kept['id'])
+        world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
+
+    outcome, result, rotation = stored_after(world, revoke_the_old_token_and_stop_the_broker)
     assert outcome.name == 'store_refused' and 'RepoUnreachableError' in outcome.msg, outcome.msg
     assert (f'Rolled back: the new token is revoked: token {kept["id"]} is no longer active, and GitLab has no active '
             f'token named mobb-broker; Mobb holds token {kept["id"]} (expires {kept["expires_at"]}), no longer '
