@@ -27,11 +27,15 @@ What a failed ``update_scm_token`` means:
   and its answer was lost or unreadable (read timeout, dropped connection, HTTP 5xx, a
   proxy page with status 200, an answer that is not GraphQL JSON or not a known result).
   Mobb may or may not have stored the token; read ``me`` to find out.
-- Every other ``MobbError``: Mobb did not store the token. ``MobbScmError``
-  (``BadScmCredentials``, ``RepoUnreachableError``, ``InvalidScmTypeError``),
-  ``MobbGraphQLError`` and its subclasses (Hasura's errors mean the mutation was not
-  applied), HTTP 3xx/4xx, a TLS certificate that failed verification, and a
-  ``MobbRequestError`` for a connection that could not be opened at all.
+  Also a GraphQL error whose code does not say the mutation was refused:
+  ``INTERNAL_ERROR`` (an action handler such as updateScmToken's may fail after it wrote),
+  ``unexpected``, any other code or none.
+- Every other ``MobbError``, a definite refusal: Mobb did not store the token.
+  ``MobbScmError`` (``BadScmCredentials``, ``RepoUnreachableError``,
+  ``InvalidScmTypeError``), a ``MobbGraphQLError`` whose codes are all refusals
+  (``REFUSAL_CODES``: the key, the role or the request refused before anything ran),
+  HTTP 3xx/4xx, a TLS certificate that failed verification, and a ``MobbRequestError``
+  for a connection that could not be opened at all.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ _REST_WRONG_ENDPOINT_CODES = ('not-found', 'method-not-allowed')
 # Seconds before retry n (1-based): BACKOFF_SECONDS * 2 ** (n - 1), i.e. 0.5, 1, 2, 4, ...
 BACKOFF_SECONDS = 0.5
 TRANSIENT_STATUSES = (502, 503, 504)
+# Hasura codes that prove a mutation was not applied: the key or the caller's role refused,
+# or the request refused before it ran. Any other code on a mutation leaves its outcome unknown.
+REFUSAL_CODES = ('access-denied', 'permission-error', 'validation-failed', 'parse-failed', 'invalid-json')
 # Reverse proxies in front of Mobb answer 200 with one of these pages while it restarts.
 PROXY_PAGE_PHRASES = ('bad gateway', 'gateway time-out', 'gateway timeout', 'service unavailable')
 FINGERPRINT_LENGTH = 12
@@ -434,7 +441,11 @@ class MobbClient:
         """POST one GraphQL operation and return its ``data``; GraphQL errors raise."""
         payload = self._post(operation, document, variables)
         if payload.get('errors'):
-            raise self._graphql_error(payload['errors'], operation)
+            errors = payload['errors']
+            unrefused = [error for error in errors if _error_code(error) not in REFUSAL_CODES]
+            if _is_mutation(document) and unrefused:
+                raise self._unknown_outcome(operation, str(self._graphql_error(unrefused, operation)))
+            raise self._graphql_error(errors, operation)
         data = payload.get('data')
         if not isinstance(data, dict):
             if _is_mutation(document):
@@ -458,8 +469,9 @@ class MobbClient:
         """Store the token in Mobb's integration for this SCM URL; returns the config id.
 
         Retried only when no connection could be opened. MobbUnknownOutcomeError: the request
-        may have reached Mobb and Mobb may or may not hold the token now. Any other MobbError:
-        Mobb did not store it.
+        may have reached Mobb (its answer lost, unreadable, or an error that is not a refusal,
+        such as INTERNAL_ERROR) and Mobb may or may not hold the token now. Any other
+        MobbError: Mobb refused it and did not store it.
         """
         self._secrets.add(token)
         variables = {'scmType': scm_type, 'url': scm_url, 'token': token, 'org': org}

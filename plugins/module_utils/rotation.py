@@ -18,7 +18,12 @@ Outcome. Every network answer may be lost, every run may overlap another one:
   store of another run landed in between and left Mobb without a working token, this
   run's token (which works) is stored again;
 - tokens another run may have in flight (issued after this run's read) are never revoked
-  by this run; the next run revokes what is left.
+  by this run; the next run revokes what is left;
+- after a failure, what the message (and the result) says is active, revoked or in Mobb
+  comes from GitLab and Mobb read again then (``Rotation._read_again``), never from this
+  run's earlier read; a new token that Mobb refused because it was revoked meanwhile (an
+  overlapping run retired it) is not this run's to roll back, and when Mobb connects with
+  a token stored since this run's read, the run was overtaken (``superseded``), not failed.
 """
 
 from __future__ import annotations
@@ -392,6 +397,21 @@ class Outcome:
         self.msg = msg
 
 
+class ReadAgain:
+    """GitLab's active tokens with the name and Mobb's answer, read again after a failure;
+    ``tokens`` or ``holding`` is None when that side did not answer (its error beside it)."""
+
+    def __init__(self):
+        self.tokens = None
+        self.gitlab_error = None
+        self.holding = None
+        self.mobb_error = None
+
+    def active(self, token_id):
+        """True, False, or None when GitLab did not answer."""
+        return None if self.tokens is None else any(token['id'] == token_id for token in self.tokens)
+
+
 class MobbHolding:
     """What Mobb holds for the server, from one answer: never the token itself."""
 
@@ -458,6 +478,7 @@ class Rotation:
         self.store_error = None
         self.verify_error = None
         self.revoked_ids = []
+        self.now = None             # ReadAgain, once a failure read GitLab and Mobb again
         self.outcome = None
 
     @classmethod
@@ -574,18 +595,19 @@ class Rotation:
             self.account.account = self.owner.account()
         return tokens
 
-    def _read_mobb(self, identify=False):
+    def _read_mobb(self, identify=False, tokens=None):
         """Mobb's answer now; the stored token's value, if Mobb returns it, is only hashed
         (and, with ``identify``, shown to GitLab once), never kept."""
         status = self.mobb.connection_status(self.settings.scm_url, with_tokens=True)
         holding = MobbHolding(status, self.settings.scm_url)
         value = holding.take_value()
         if identify:
-            self._identify(holding, value)
+            self._identify(holding, value, tokens)
         return holding
 
-    def _identify(self, holding, value):
-        """Ask GitLab which token Mobb holds: GET /personal_access_tokens/self with it."""
+    def _identify(self, holding, value, tokens=None):
+        """Ask GitLab which token Mobb holds: GET /personal_access_tokens/self with it;
+        'managed' is the current one of ``tokens`` (default: the run's read)."""
         if not value:
             return
         try:
@@ -600,7 +622,7 @@ class Rotation:
         holding.token = dict(id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
                              scopes=list(token.get('scopes') or []),
                              days_left=days_left(token.get('expires_at'), self.today))
-        current = self._decide(force=False).current
+        current = self._decide(force=False, tokens=tokens).current
         if current is not None and token.get('id') == current['id']:
             holding.identity = 'managed'
         elif not is_active(token, self.today):
@@ -612,9 +634,10 @@ class Rotation:
                 token.get('id'), token.get('name'), token.get('expires_at') or 'never',
                 current['id'] if current else '(none)')
 
-    def _decide(self, force):
+    def _decide(self, force, tokens=None):
         settings = self.settings
-        return decide(self.tokens, settings.token_name, settings.scopes, settings.access_level,
+        return decide(self.tokens if tokens is None else tokens, settings.token_name, settings.scopes,
+                      settings.access_level,
                       settings.threshold_days, force, self.today)
 
     def plan(self):
@@ -802,21 +825,28 @@ class Rotation:
         return True
 
     def roll_back(self):
-        """Mobb refused the new token: revoke it; the old one is untouched."""
-        what = 'Mobb did not store the new token %s (%s).' % (self.issued['id'], self.store_error)
-        try:
-            # For the message: whether Mobb still connects with what it holds.
-            self.latest = self._read_mobb()
-        except MobbError:
-            self.latest = None
+        """Mobb refused the new token: revoke it; the old one is untouched. A new token
+        already revoked (an overlapping run read it and retired it) is not revoked again, and
+        when Mobb connects with a token stored since this run's read, this run was overtaken."""
+        new_id = self.issued['id']
+        what = 'Mobb did not store the new token %s (%s).' % (new_id, self.store_error)
+        now = self._read_again()
+        if now.active(new_id) is False:
+            if now.holding is not None and now.holding.connected and self._mobb_moved(now.holding):
+                raise StepFailed(Outcome('superseded', 'Mobb refused the new token %s, which was revoked meanwhile, '
+                                         'not by this run (a run that overlaps this one retires the tokens it read), '
+                                         'and Mobb took a token since this run read it. This run was overtaken and '
+                                         'has nothing to undo%s' % (new_id, self._now_text(now))))
+            raise StepFailed(Outcome('store_refused', '%s The new token was revoked meanwhile, not by this run, so '
+                                     'there was nothing to roll back%s' % (what, self._now_text(now))))
         try:
             self.owner.revoke(self.issued)
         except GitLabModuleError as error:
             raise StepFailed(Outcome('rollback_failed', '%s Mobb was not changed%s Revoking the new token failed too '
-                                     '(%s); the next run revokes it.' % (what, self._still_working(), error)))
-        self.revoked_ids.append(self.issued['id'])
+                                     '(%s); the next run revokes it.' % (what, self._now_text(now), error)))
+        self.revoked_ids.append(new_id)
         raise StepFailed(Outcome('store_refused', '%s Rolled back: the new token is revoked%s'
-                                 % (what, self._still_working())))
+                                 % (what, self._now_text(now))))
 
     def _holds_ours(self, holding):
         """True, False, or None when Mobb's answer cannot tell."""
@@ -873,24 +903,35 @@ class Rotation:
                       % (self.issued['id'], error))
         else:
             self.revoked_ids.append(self.issued['id'])
+        now = self._read_again()
         raise StepFailed(Outcome('superseded', 'Mobb stored the new token %s, then took the token of a run that '
                                  'overlaps this one, and connects with it: this run revoked its own unused token and '
-                                 'left the others to that run.' % self.issued['id']))
+                                 'left the others to that run%s' % (self.issued['id'], self._now_text(now))))
 
     def _verify_failed(self, stored):
         new_id = self.issued['id']
-        ids = [new_id] + [token['id'] for token in self.tokens if token['id'] != new_id]
-        kept = ('tokens %s stay active' % ' and '.join(str(i) for i in ids)) if len(ids) > 1 else \
-            'token %s stays active' % new_id
+        now = self._read_again()
+        ids = sorted((token['id'] for token in now.tokens or []), key=lambda token_id: (token_id != new_id, token_id))
+        if now.tokens is None:
+            kept = 'GitLab did not answer when asked again (%s)' % now.gitlab_error
+        elif len(ids) > 1:
+            kept = 'tokens %s stay active' % ' and '.join(str(token_id) for token_id in ids)
+        elif ids:
+            kept = 'token %s stays active' % ids[0]
+        else:
+            kept = 'GitLab lists no active token named %s' % self.settings.token_name
         if stored is None:
             raise StepFailed(Outcome('store_unknown', "Mobb's answer to storing the new token %s was lost (%s). Mobb "
                                      'may hold the new token now, so nothing was revoked: %s. Run again once Mobb '
                                      'connects; that run keeps one token and revokes the others.'
                                      % (new_id, self.store_error, kept)))
+        ours = self._holds_ours(now.holding) if now.holding is not None else None
+        holds = {True: 'Mobb holds the new token', False: 'Mobb no longer holds the new token'}.get(
+            ours, 'Mobb may hold the new token')
         raise StepFailed(Outcome('verify_failed', 'Mobb stored the new token %s but did not connect with it after %d '
-                                 'checks (%s). Mobb holds the new token, so nothing was revoked: %s. Run again once '
+                                 'checks (%s). %s, so nothing was revoked: %s. Run again once '
                                  'Mobb connects; that run keeps one token and revokes the others.'
-                                 % (new_id, self.settings.verify_retries + 1, self.verify_error, kept)))
+                                 % (new_id, self.settings.verify_retries + 1, self.verify_error, holds, kept)))
 
     def retire(self, tokens, owner=None):
         """Revoke ``tokens`` (read before this run issued anything: never a token an
@@ -1074,24 +1115,82 @@ class Rotation:
         return '.'
 
     def _still_working(self):
-        """After a failure that changed nothing in Mobb: which token still works."""
-        current = self.decision.current if self.decision else None
-        before, now = self.holding, self.latest
-        if current and before.connected:
-            if now is None:
-                tail = ', although Mobb did not answer when asked again.'
-            elif now.connected:
-                tail = ', which connects with it.'
-            else:
-                tail = ', although Mobb cannot reach GitLab right now (%s).' % (now.message or 'no answer')
-            return ': token %s (expires %s) is still active and still in Mobb%s' % (
-                current['id'], current['expires_at'], tail)
-        if current:
-            return ': token %s (expires %s) is still active; Mobb keeps %s.' % (
-                current['id'], current['expires_at'],
-                'the token it held, which did not connect before this run either' if before.stored else 'no token')
-        return ': GitLab had no active token named %s, and Mobb keeps %s.' % (
-            self.settings.token_name, 'the token it held' if before.stored else 'no token')
+        """After a failure that changed nothing in Mobb: which token works, read again now."""
+        return self._now_text(self._read_again())
+
+    def _read_again(self):
+        """GitLab's active tokens with the name and Mobb's state (which token it holds), read
+        now: the only source of what a failure's message says is active or in Mobb."""
+        now = self.now = ReadAgain()
+        try:
+            now.tokens = [token for token in self.owner.list_tokens(self.settings.token_name)
+                          if is_active(token, self.today)]
+        except ServiceAccountMissing:
+            now.tokens = []
+        except GitLabModuleError as error:
+            now.gitlab_error = str(error)
+        try:
+            now.holding = self.latest = self._read_mobb(identify=True, tokens=now.tokens)
+        except MobbError as error:
+            now.mobb_error = str(error)
+        return now
+
+    def _mobb_moved(self, holding):
+        """Whether Mobb's token changed since this run's read (a store of another run landed)."""
+        before = self.holding
+        if holding.fingerprint is not None and before.fingerprint is not None:
+            return holding.fingerprint != before.fingerprint
+        return holding.stored != before.stored or holding.last_update != before.last_update
+
+    def _mobb_token(self, now):
+        """The token Mobb holds now as {id, expires_at, active}: identified by GitLab now, or,
+        when Mobb has not been written since this run's read, the one that read identified;
+        None when Mobb's answer cannot tell."""
+        holding = now.holding
+        if holding.token is not None:
+            return dict(holding.token, active=holding.identity != 'dead')
+        if self.holding is None or self.holding.token is None or self._mobb_moved(holding):
+            return None
+        known = self.holding.token
+        return dict(known, active=False if holding.identity == 'dead' else now.active(known['id']))
+
+    def _gitlab_text(self, now, found):
+        """What GitLab lists as active now, beside ``found`` (the token this run's read kept)."""
+        if now.tokens is None:
+            return 'GitLab did not answer when asked again (%s)' % now.gitlab_error
+        issued_id = self.issued['id'] if self.issued else None
+        if found and now.active(found['id']):
+            return 'token %s (expires %s) is still active' % (found['id'], found['expires_at'])
+        others = [token for token in now.tokens if token['id'] != issued_id]
+        lost = 'token %s is no longer active, and ' % found['id'] if found else ''
+        if not others:
+            return '%sGitLab %s no active token named %s' % (lost, 'has' if found else 'had', self.settings.token_name)
+        listed = ', '.join('token %s (expires %s)' % (token['id'], token['expires_at']) for token in others)
+        return '%sGitLab lists %s as active' % (lost, listed)
+
+    def _now_text(self, now):
+        """': <which token is active and which one Mobb holds, read again>.'"""
+        found = self.decision.current if self.decision else None
+        gitlab_text = self._gitlab_text(now, found)
+        holding = now.holding
+        if holding is None:
+            return ': %s; Mobb did not answer when asked again (%s).' % (gitlab_text, now.mobb_error)
+        if holding.connected:
+            reach = 'which connects with it'
+        else:
+            reach = 'although Mobb cannot reach GitLab right now (%s)' % (holding.message or 'no answer')
+        if not holding.stored:
+            return ': %s, and Mobb keeps no token.' % gitlab_text
+        token = self._mobb_token(now)
+        if token is None:
+            held = 'the token it held' if not self._mobb_moved(holding) else 'a token stored since this run read it'
+            return ': %s; Mobb keeps %s (it does not show which), %s.' % (gitlab_text, held, reach)
+        if found and token['id'] == found['id'] and token['active']:
+            return ': token %s (expires %s) is still active and still in Mobb, %s.' % (
+                found['id'], found['expires_at'], reach)
+        state = {True: 'active', False: 'no longer active'}.get(token['active'], 'its state unknown')
+        return ': %s; Mobb holds token %s (expires %s), %s, %s.' % (
+            gitlab_text, token['id'], token['expires_at'], state, reach)
 
     # ---- the result ---------------------------------------------------------------------
 
@@ -1100,6 +1199,8 @@ class Rotation:
         settings = self.settings
         current = self.decision.current if self.decision else None
         kept = self.issued if self.issued is not None and self.issued['id'] not in self.revoked_ids else current
+        if self.now is not None and self.now.tokens is not None:
+            kept = self._kept_now(current)
         latest = self.latest
         reasons = list(self.reasons)
         problems = []
@@ -1138,6 +1239,18 @@ class Rotation:
             failed=outcome.failed,
             msg=('%s at %s: %s' % (settings.label, settings.gitlab_url, outcome.msg)) if outcome.failed else '',
         )
+
+    def _kept_now(self, current):
+        """The token the result names after a failure read GitLab again: this run's new token
+        or the one its read kept, if still active, else the active one Mobb holds; or none."""
+        now = self.now
+        ours = self.issued if self.issued is not None and self.issued['id'] not in self.revoked_ids else None
+        wanted = [token['id'] for token in (ours, current) if token]
+        held = self._mobb_token(now) if now.holding is not None else None
+        if held and held['active']:
+            wanted.append(held['id'])
+        active = {token['id']: token for token in now.tokens}
+        return next((active[token_id] for token_id in wanted if token_id in active), None)
 
     def diff(self):
         """Before and after: the kept token's id and expiry, and Mobb's fingerprint."""

@@ -331,7 +331,8 @@ label:
 action:
   description:
     - What was done. V(created), V(rotated), V(stored) (self_rotate gave Mobb the current token), V(retired) (only
-      older tokens were revoked), V(superseded) (an overlapping run's token won; this run revoked its own), V(none),
+      older tokens were revoked), V(superseded) (an overlapping run's token won; this run revoked its own, or the
+      other run had already retired it before Mobb saw it), V(none),
       V(failed); in check mode V(would_create), V(would_rotate), V(would_store), V(would_retire); with
       O(mode=check) V(ok) or V(problem).
   returned: always
@@ -359,7 +360,10 @@ problems:
   type: list
   elements: str
 token_id:
-  description: Id of the token in use after the run (the new one after a rotation).
+  description:
+    - Id of the token in use after the run (the new one after a rotation).
+    - After a failure or V(superseded), GitLab is read again, and this is the run's new token or the token it had
+      found, if still active, else the active token Mobb holds; null when GitLab lists none of them as active.
   returned: always
   type: int
 expires_at:

@@ -22,11 +22,14 @@ description:
   - A store (C(updateScmToken)) is retried only when no connection to Mobb could be opened, which proves
     Mobb never saw it. When the request may have reached Mobb but its answer was lost or unreadable (a
     timeout, a dropped connection, an HTTP 5xx or a proxy's error page, an answer that is not GraphQL
-    JSON), the task fails without retrying and says that Mobb may or may not hold the new token, since
+    JSON), or Mobb answered with an error that does not say it refused the store (Hasura's C(INTERNAL_ERROR),
+    which an action handler may give after writing; C(unexpected); an unknown code), the task fails
+    without retrying and says that Mobb may or may not hold the new token, since
     a store that timed out can still land and a repeat could land after a rollback. Run the task again;
     it reads what Mobb holds first and stores the token only when Mobb does not hold it already.
-  - Every other failure of a store (the SCM rejected the token or is unreachable, Mobb refused the API
-    key, the role or the request, or the connection could not be opened) means Mobb did not store it.
+  - Every other failure of a store is a definite refusal and means Mobb did not store it. That is, the SCM
+    rejected the token or is unreachable, Mobb refused the API key (C(access-denied)), the role
+    (C(permission-error)) or the request (C(validation-failed), an HTTP 4xx), or the connection could not be opened.
   - Runs on the controller (or any host with C(requests)); delegate it to C(localhost).
 options:
   scm_url:

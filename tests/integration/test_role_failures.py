@@ -139,10 +139,12 @@ def test_gitlab_refusing_to_issue_changes_nothing(fleet, status, opening, closin
 
 def test_mobb_refusing_the_store_rolls_back(fleet):
     old = near_expiry(fleet)
-    fleet.mobb.fault('internal_error', count=10, operation='updateScmToken')
+    # A definite refusal (HTTP 403 before Mobb): the new token is revoked again.
+    fleet.mobb.fault('status', count=10, status=403, operation='updateScmToken')
     run = fleet.run(fleet.role_play(**PERSONAL))
     message = failure_message(run)
-    assert '(INTERNAL_ERROR: Internal Server Error)). Rolled back: the new token is revoked: token' in message
+    assert ('refused the request with HTTP 403: check api_key or MOBB_API_KEY). Rolled back: the new token is '
+            'revoked: token') in message
     assert message.endswith('is still active and still in Mobb, which connects with it.')
     assert [t['id'] for t in fleet.active()] == [old['id']]
     assert [e['method'] for e in fleet.gitlab_writes()] == ['POST', 'DELETE']
@@ -183,9 +185,23 @@ def test_revoking_the_old_token_failing_leaves_mobb_on_the_new_one(fleet):
     assert_recovers(fleet, expected_action='retired')
 
 
+def test_a_store_answered_internal_error_after_writing_completes_the_rotation(fleet):
+    """INTERNAL_ERROR does not say Mobb refused: Mobb is read, holds the new token, and the
+    rotation goes on; a rollback would have left Mobb on a revoked token."""
+    old = near_expiry(fleet)
+    fleet.mobb.fault('internal_error_after', operation='updateScmToken')
+    run = fleet.run(fleet.role_play(**PERSONAL))
+    assert run.rc == 0, run.output[-3000:]
+    result = only(run)
+    assert result['action'] == 'rotated' and result['revoked_token_ids'] == [old['id']]
+    assert [e['error_code'] for e in fleet.mobb.writes()] == ['INTERNAL_ERROR']
+    assert [t['id'] for t in fleet.active()] == [result['token_id']]
+    assert assert_invariant(fleet) == result['token_id']
+
+
 def test_a_failed_rollback_is_reported_and_cleaned_up_by_the_next_run(fleet):
     old = near_expiry(fleet)
-    fleet.mobb.fault('internal_error', count=10, operation='updateScmToken')
+    fleet.mobb.fault('status', count=10, status=403, operation='updateScmToken')
     fleet.gitlabs[0].fault('status', count=10, method='DELETE', status=503)
     run = fleet.run(fleet.role_play(**PERSONAL))
     message = failure_message(run)

@@ -182,3 +182,30 @@ def test_a_store_landing_between_the_proof_and_the_revoke_is_repaired(fleet):
     assert [t['id'] for t in fleet.active()] == [a_token]
     assert_mobb_connects_with(fleet, a_token)
     fleet.assert_converges('none')
+
+
+def test_a_run_whose_token_the_other_run_retired_before_its_store_is_superseded(fleet):
+    """A issues and is paused before its store; B reads A's token beside the old one,
+    rotates, and revokes both. A's store then reaches Mobb, which refuses the revoked
+    token: A was overtaken, not failed, and its result says which token Mobb holds now."""
+    old = fleet.near_expiry()
+    gitlab = fleet.gitlabs[0]
+    gitlab.fault('delay', method='POST', seconds=HOLD)
+    fleet.clear_requests()
+    a = pause_at(fleet, gitlab.requests, lambda e: e['method'] == 'POST',
+                 start=lambda: fleet.start(fleet.role_play(**PERSONAL), clear=False))
+    a_token = fleet.active()[-1]['id']
+    plays, env = play(fleet, second_admin(fleet))
+    b_run, b_result = finish(fleet, fleet.start(plays, env=env, clear=False))
+    b_token = b_result['token_id']
+    assert b_run.rc == 0 and b_result['action'] == 'rotated'
+    assert sorted(b_result['revoked_token_ids']) == [old['id'], a_token]
+    a_run, a_result = finish(fleet, a)
+    assert a_run.rc == 0, a_run.output[-3000:]
+    assert a_result['outcome'] == 'superseded' and a_result['action'] == 'superseded'
+    assert a_result['revoked_token_ids'] == [] and a_result['token_id'] == b_token
+    assert 'is still active' not in a_run.output
+    assert [e['result'] for e in fleet.mobb.writes()] == ['ScmAccessTokenUpdateSuccess', 'BadScmCredentials']
+    assert [t['id'] for t in fleet.active()] == [b_token]
+    assert_mobb_connects_with(fleet, b_token)
+    fleet.assert_converges('none')

@@ -2,6 +2,7 @@
 request log that lets tests count what reached Mobb."""
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -86,6 +87,34 @@ def test_answer_fault_is_its_json_with_status_200_and_mobb_never_sees_the_reques
     entry = mobb.requests()[-1]
     assert (entry['fault'], entry['user'], entry['operation']) == ('answer', None, 'Me')
     assert _me(mobb, key).json()['data']['me']['email'] == 'admin@acme.test'
+
+
+STORE = ('mutation updateScmToken($url: String!, $token: String!) { updateScmToken(scmType: "GitLab", url: $url, '
+         'token: $token) { __typename } }')
+
+
+@pytest.mark.parametrize('kind, stored', [('internal_error', False), ('internal_error_after', True)])
+def test_internal_error_faults_answer_the_same_before_or_after_the_store_is_applied(mobb, key, gitlab, kind, stored):
+    """``internal_error`` answers before Mobb sees the request; ``internal_error_after`` is
+    an action handler that fails after writing: the token is stored, the answer the same."""
+    token = gitlab.seed(tokens=[{'kind': 'personal', 'user': gitlab.admin_username, 'name': 'm'}])['tokens'][0]
+    mobb.fault(kind, operation='updateScmToken')
+    response = mobb.graphql(STORE, {'url': gitlab.url, 'token': token['token']}, api_key=key)
+    assert response.status_code == 200
+    assert response.json() == {'data': None, 'errors': [
+        {'message': 'Internal Server Error', 'extensions': {'code': 'INTERNAL_ERROR', 'path': '$'}}]}
+    assert [c['token_sha256'] for c in mobb.scm_configs()] == (
+        [hashlib.sha256(token['token'].encode()).hexdigest()] if stored else [])
+    entry = mobb.requests()[-1]
+    assert (entry['fault'], entry['error_code'], entry['result']) == (
+        kind, 'INTERNAL_ERROR', 'ScmAccessTokenUpdateSuccess' if stored else None)
+
+
+def test_internal_error_after_on_the_rest_check_is_its_500(mobb, key):
+    mobb.fault('internal_error_after', operation='checkScmConnectionStatus')
+    response = mobb.rest_check('https://gitlab.acme.test', api_key=key)
+    assert response.status_code == 500
+    assert response.json() == {'path': '$', 'error': 'Internal Server Error', 'code': 'INTERNAL_ERROR'}
 
 
 def test_fault_count_and_operation_match(mobb, key):

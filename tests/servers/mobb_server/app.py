@@ -16,7 +16,7 @@ from mobb_server.graphql_api import ACCESS_DENIED_MESSAGE, HasuraError, error_re
 from mobb_server.scm import GitLabChecker
 from mobb_server.state import MobbState, NotFound, StateError
 
-FAULT_KINDS = ('status', 'html200', 'delay', 'drop', 'internal_error', 'answer')
+FAULT_KINDS = ('status', 'html200', 'delay', 'drop', 'internal_error', 'internal_error_after', 'answer')
 # Mobb's REST path for the check is not public: this one is the local server's choice.
 REST_CHECK_PATH = '/api/rest/check-scm-connection-status'
 REST_CHECK_OPERATION = 'checkScmConnectionStatus'
@@ -173,20 +173,29 @@ class MobbServer:
                 return response
 
         answer = await self._answer(request, body, document, operation, parse_error, entry)
+        if fault is not None and fault.kind == 'internal_error_after':
+            return self._internal_error(entry)
         return web.json_response(answer)
 
+    @staticmethod
+    def _internal_error(entry):
+        entry['error_code'] = 'INTERNAL_ERROR'
+        return web.json_response(error_response(HasuraError('Internal Server Error', 'INTERNAL_ERROR')))
+
     async def _apply_fault(self, request, fault, entry):
-        """The response a fault gives, or None when the request then proceeds (delay)."""
+        """The response a fault gives, or None when the request then proceeds (delay, and
+        internal_error_after, whose error replaces the answer once the request was served)."""
         if fault.kind == 'delay':
             await asyncio.sleep(fault.seconds)
+            return None
+        if fault.kind == 'internal_error_after':
             return None
         if fault.kind == 'drop':
             entry['status'] = None
             request.transport.close()
             raise asyncio.CancelledError()
         if fault.kind == 'internal_error':
-            entry['error_code'] = 'INTERNAL_ERROR'
-            return web.json_response(error_response(HasuraError('Internal Server Error', 'INTERNAL_ERROR')))
+            return self._internal_error(entry)
         if fault.kind == 'answer':
             return web.json_response(fault.body)
         if fault.kind == 'html200':
@@ -219,14 +228,16 @@ class MobbServer:
         # Hasura REST takes the variables from the query string (a GET has no body).
         variables = {name: value for name, value in request.query.items() if name == 'scmUrl'}
         answer = await self._answer(request, {'variables': variables}, document, operation, None, entry)
+        if fault is not None and fault.kind == 'internal_error_after':
+            return self._rest_answer(self._internal_error(entry), entry)
         return self._rest_answer(answer, entry)
 
     @staticmethod
     def _rest_answer(answer, entry):
         """A GraphQL answer (or a fault's response) as the REST endpoint sends it."""
         if isinstance(answer, web.StreamResponse):
-            if answer.status == 200 and answer.content_type == 'application/json':
-                # internal_error: Hasura's INTERNAL_ERROR in the REST form.
+            if entry['error_code'] == 'INTERNAL_ERROR':
+                # internal_error and internal_error_after: Hasura's INTERNAL_ERROR in the REST form.
                 entry['status'] = 500
                 return web.json_response({'path': '$', 'error': 'Internal Server Error',
                                           'code': 'INTERNAL_ERROR'}, status=500)

@@ -61,8 +61,10 @@ class MobbServer:
         a fault: ``status`` (HTTP ``status``, default 502, with a proxy's HTML page),
         ``html200`` (a proxy's "Bad Gateway" page with HTTP 200), ``delay`` (``seconds``,
         then the request is served), ``drop`` (connection closed without an answer),
-        ``internal_error`` (Hasura's INTERNAL_ERROR), ``answer`` (HTTP 200 with the JSON
-        ``body=...``, whatever it is)."""
+        ``internal_error`` (Hasura's INTERNAL_ERROR, before Mobb sees the request),
+        ``internal_error_after`` (the request IS served, a mutation applied, then Hasura's
+        INTERNAL_ERROR is the answer: an action handler that failed after writing), ``answer``
+        (HTTP 200 with the JSON ``body=...``, whatever it is)."""
         body = {'kind': kind, 'count': count}
         for name, value in (('status', status), ('seconds', seconds), ('operation', operation)):
             if value is not None:

@@ -636,13 +636,50 @@ def test_queries_are_still_retried_on_the_faults_a_store_is_not(mobb, client, gi
     assert len(warnings_seen) == 3
 
 
-def test_store_with_graphql_errors_is_a_refusal_not_unknown(mobb, client, gitlab, gitlab_token):
-    mobb.fault('internal_error', operation='updateScmToken')
-    with pytest.raises(MobbGraphQLError) as caught:
+@pytest.mark.parametrize('fault, stored', [('internal_error', False), ('internal_error_after', True)],
+                         ids=['before the write', 'after the write'])
+def test_store_answered_internal_error_is_unknown_and_not_retried(mobb, client, gitlab, gitlab_token, warnings_seen,
+                                                                  fault, stored):
+    """Hasura's INTERNAL_ERROR does not say whether updateScmToken's action handler wrote:
+    the local Mobb's two faults give the same answer, one before and one after the write."""
+    mobb.fault(fault, count=3, operation='updateScmToken')
+    with pytest.raises(MobbUnknownOutcomeError) as caught:
         client.update_scm_token('GitLab', gitlab.url, gitlab_token)
+    assert str(caught.value) == ('Mobb answered updateScmToken with an error (INTERNAL_ERROR: Internal Server Error): '
+                                 + UNKNOWN_TAIL)
+    assert caught.value.request_id == update_requests(mobb)[0]['request_id']
+    assert len(update_requests(mobb)) == 1 and warnings_seen == []
+    assert [c['token_sha256'] for c in mobb.scm_configs()] == ([sha256(gitlab_token)] if stored else [])
+
+
+def graphql_errors(*codes):
+    return json.dumps({'data': None, 'errors': [
+        {'message': 'it failed', **({'extensions': {'code': code}} if code else {})} for code in codes]}).encode()
+
+
+@pytest.mark.parametrize('codes', [('INTERNAL_ERROR',), ('unexpected',), ('a-code-mobb-adds-later',), (None,),
+                                   ('permission-error', 'INTERNAL_ERROR')],
+                         ids=['INTERNAL_ERROR', 'unexpected', 'unknown code', 'no code', 'a refusal and an error'])
+def test_store_answered_with_an_error_that_is_not_a_refusal_is_unknown(stub_server, codes):
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=graphql_errors(*codes))
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        with pytest.raises(MobbUnknownOutcomeError, match=r'^Mobb answered updateScmToken with an error \('
+                                                          r'%s: it failed\)' % (codes[-1] or 'no code')):
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-unknown')
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize('codes, error_class', [
+    (('access-denied',), MobbAccessDeniedError), (('permission-error',), MobbGraphQLError),
+    (('validation-failed',), MobbSchemaMismatchError), (('parse-failed',), MobbGraphQLError),
+    (('permission-error', 'validation-failed'), MobbGraphQLError)])
+def test_store_answered_with_a_refusal_code_is_a_refusal(stub_server, codes, error_class):
+    server = stub_server(headers={'Content-Type': 'application/json'}, body=graphql_errors(*codes))
+    with MobbClient(server.url, 'any-key') as mobb_client:
+        with pytest.raises(error_class) as caught:
+            mobb_client.update_scm_token('GitLab', 'https://gitlab.internal.example', 'glpat-refused')
     assert not isinstance(caught.value, MobbRequestError)
-    assert len(update_requests(mobb)) == 1
-    assert mobb.scm_configs() == []
+    assert caught.value.code == codes[0]
 
 
 def test_store_to_a_closed_port_is_retried_and_is_not_unknown(warnings_seen):

@@ -341,7 +341,8 @@ def test_outcome_issue_failed_changes_nothing_else(world, kept, status, name, op
 
 def test_outcome_store_refused_rolls_back(world, kept):
     near_expiry(world)
-    world.mobb.fault('internal_error', count=1, operation='updateScmToken')
+    # A definite refusal (HTTP 4xx): a GraphQL INTERNAL_ERROR would be an unknown outcome.
+    world.mobb.fault('status', count=1, status=403, operation='updateScmToken')
     outcome, result = world.run()
     assert outcome.name == 'store_refused'
     assert 'Rolled back: the new token is revoked: token' in outcome.msg
@@ -361,7 +362,7 @@ def test_a_member_key_is_refused_at_the_store_and_rolled_back(world, kept):
 
 def test_outcome_rollback_failed_names_the_orphan(world, kept):
     near_expiry(world)
-    world.mobb.fault('internal_error', count=1, operation='updateScmToken')
+    world.mobb.fault('status', count=1, status=403, operation='updateScmToken')
     world.gitlab.fault('html200', count=10, method='DELETE')
     outcome, _result = world.run()
     assert outcome.name == 'rollback_failed'
@@ -390,6 +391,44 @@ def test_outcome_store_unknown_is_neither_retried_nor_rolled_back(world, kept, f
     world.mobb.clear_faults()
     outcome, _result = world.run()
     assert outcome.name in ('retired', 'rotated'), outcome.msg
+    world.assert_converged()
+
+
+@pytest.mark.parametrize('returned', [True, False], ids=['tokens returned', 'tokens not returned'])
+def test_a_store_answered_internal_error_after_writing_is_never_rolled_back(world, kept, returned):
+    """Hasura's INTERNAL_ERROR after updateScmToken's handler wrote: Mobb holds the new
+    token, so revoking it would leave Mobb on a dead token. Read, never revoked."""
+    world.mobb.settings(return_tokens=returned)
+    near_expiry(world)
+    world.mobb.fault('internal_error_after', count=1, operation='updateScmToken')
+    outcome, result = world.run()
+    new_id = result['token_id']
+    assert new_id != kept['id'] and new_id not in result['revoked_token_ids']
+    assert world.writes()[1] == ['updateScmToken']
+    if returned:
+        # The fingerprint proves the store landed: the rotation completes.
+        assert outcome.name == 'rotated', outcome.msg
+        assert result['revoked_token_ids'] == [kept['id']]
+        assert world.assert_converged()['id'] == new_id
+    else:
+        assert outcome.name == 'store_unknown', outcome.msg
+        assert f'nothing was revoked: tokens {new_id} and {kept["id"]} stay active' in outcome.msg
+        assert world.assert_invariant() == new_id
+        outcome, _result = world.run()
+        assert not outcome.failed, outcome.msg
+        world.assert_converged()
+
+
+def test_a_store_answered_internal_error_before_writing_is_unknown_and_the_next_run_converges(world, kept):
+    near_expiry(world)
+    world.mobb.fault('internal_error', count=1, operation='updateScmToken')
+    outcome, result = world.run()
+    assert outcome.name == 'store_unknown', outcome.msg
+    assert '(INTERNAL_ERROR: Internal Server Error): Mobb may or may not have stored the token' in outcome.msg
+    assert result['revoked_token_ids'] == [] and len(world.active()) == 2
+    assert world.assert_invariant() == kept['id']
+    outcome, _result = world.run()
+    assert not outcome.failed, outcome.msg
     world.assert_converged()
 
 
@@ -527,6 +566,9 @@ def test_two_overlapping_runs_keep_the_invariant(world, kept, how, gap, returned
     for rotation in (first, second):
         assert rotation.outcome is not None
         world.assert_no_secrets(rotation.outcome.msg)
+        # A run overtaken by the other is superseded, not failed.
+        assert rotation.outcome.name != 'store_refused', rotation.outcome.msg
+        assert not (returned and rotation.outcome.failed), rotation.outcome.msg
     # Mobb holds an active token that connects, whatever the interleaving.
     world.assert_invariant()
     # The next run leaves one.
@@ -821,13 +863,14 @@ SERVICE_ACCOUNT_FIRST_STEPS = ['read', 'plan', 'account', 'issue', 'store', 'ver
 @pytest.mark.parametrize('how, gap', interleavings(len(SERVICE_ACCOUNT_FIRST_STEPS)))
 def test_two_overlapping_first_runs_make_one_account_and_keep_the_invariant(world, group_owner, how, gap):
     """Both runs read no account; whichever creates it second finds it taken and uses it. As
-    for any two overlapping runs, one may lose its token to the other (store_refused), never
-    the account or its membership."""
+    for any two overlapping runs, one may lose its token to the other (superseded), never
+    the account or its membership, and neither fails."""
     options = service_account(gitlab_api_token=group_owner, service_account_create=True)
     first, second = world.rotation(**options), world.rotation(**options)
     drive(first, second, how, gap)
     for rotation in (first, second):
         assert rotation.outcome.name != 'account_setup_failed', rotation.outcome.msg
+        assert not rotation.outcome.failed, rotation.outcome.msg
         world.assert_no_secrets(rotation.outcome.msg)
     made = accounts(world)
     assert len(made) == 1 and memberships(world, made[0]['id']) == [('project', 'team/app', 30)]
@@ -945,3 +988,98 @@ def test_service_account_settings_are_checked_before_any_request(world, options,
     outcome, _result = world.run(**service_account(**options))
     assert outcome.name == 'invalid_settings' and message in outcome.msg, outcome.msg
     assert world.gitlab.requests() == [] and world.mobb.requests() == []
+
+
+# ---- after a failure, the message says what GitLab and Mobb hold now -------------------------
+
+def first_run_kept(world, kind):
+    """The options of a kept token of ``kind`` (its first run done, the clock near its
+    expiry, the logs cleared) and the kept token's record."""
+    if kind == 'personal':
+        options = dict(PERSONAL, project=None)
+    else:
+        world.gitlab.settings(allow_top_level_group_owners_to_create_service_accounts=True)
+        options = service_account(gitlab_api_token=owner_token(world), service_account_create=True)
+    outcome, _result = world.run(**options)
+    assert outcome.name == 'created', outcome.msg
+    kept = world.assert_converged()
+    near_expiry(world)
+    world.clear_logs()
+    return options, kept
+
+
+@pytest.mark.parametrize('kind', ['personal', 'service_account'])
+def test_a_run_whose_new_token_an_overlapping_run_retired_before_its_store_is_superseded(world, kind):
+    """A issues; B reads A's token with the old one, rotates and retires both; then A's
+    store reaches Mobb, which refuses the revoked token. A was overtaken: Mobb connects
+    with B's token, and A's word says so, neither the old token nor its own as active."""
+    options, old = first_run_kept(world, kind)
+    first, second = world.rotation(**options), world.rotation(**options)
+    a = first.steps()
+    before_issue = ['read', 'plan'] + (['account'] if kind == 'service_account' else [])
+    assert [next(a) for _step in before_issue + ['issue']] == before_issue + ['issue']
+    assert second.run().name == 'rotated', second.outcome.msg
+    b_token = second.issued['id']
+    assert sorted(second.revoked_ids) == sorted([old['id'], first.issued['id']])
+    assert list(a) == ['store']
+    outcome = first.outcome
+    result = first.result(outcome)
+    world.assert_no_secrets(json.dumps(result) + outcome.msg)
+    assert outcome.name == 'superseded' and not outcome.failed and not result['failed'], outcome.msg
+    assert outcome.msg.startswith(f'Mobb refused the new token {first.issued["id"]}, which was revoked meanwhile, '
+                                  'not by this run')
+    b_record = next(t for t in world.active() if t['id'] == b_token)
+    assert outcome.msg.endswith(f'nothing to undo: token {old["id"]} is no longer active, and GitLab lists token '
+                                f'{b_token} (expires {b_record["expires_at"]}) as active; Mobb holds token {b_token} '
+                                f'(expires {b_record["expires_at"]}), active, which connects with it.')
+    # Neither revoked by this run, nor reported as active, what the other run revoked.
+    assert result['revoked_token_ids'] == [] and result['token_id'] == b_token and result['connected'] is True
+    assert world.assert_converged()['id'] == b_token
+
+
+def stored_after(world, behind_the_runs_back):
+    """A rotation of the project token run to its issue, then ``behind_the_runs_back(rotation)``
+    (what someone does in GitLab's UI, or Mobb's broker), then the rest of its steps."""
+    near_expiry(world)
+    rotation = world.rotation()
+    steps = rotation.steps()
+    assert [next(steps) for _step in range(3)] == ['read', 'plan', 'issue']
+    behind_the_runs_back(rotation)
+    assert list(steps) == ['store']
+    world.assert_no_secrets(rotation.outcome.msg)
+    return rotation.outcome, rotation.result(rotation.outcome), rotation
+
+
+def revoke_in_the_ui(world, token_id):
+    python_gitlab.Gitlab(world.gitlab.url, private_token=world.gitlab.admin_token).projects.get(
+        'team/app', lazy=True).access_tokens.delete(token_id)
+
+
+def test_a_new_token_revoked_behind_the_runs_back_is_not_rolled_back_again(world, kept):
+    # Someone revokes the new token in GitLab's UI before the run stores it.
+    outcome, result, _rotation = stored_after(world, lambda rotation: revoke_in_the_ui(world, rotation.issued['id']))
+    assert outcome.name == 'store_refused' and result['failed'], outcome.msg
+    assert 'BadScmCredentials' in outcome.msg
+    assert outcome.msg.endswith(f'The new token was revoked meanwhile, not by this run, so there was nothing to roll '
+                                f'back: token {kept["id"]} (expires {kept["expires_at"]}) is still active and still '
+                                'in Mobb, which connects with it.')
+    assert result['revoked_token_ids'] == [] and result['token_id'] == kept['id']
+    # The one DELETE is the UI's: the run revoked nothing.
+    assert [method for method, _path in world.writes()[0]] == ['POST', 'DELETE']
+    assert world.assert_converged()['id'] == kept['id']
+
+
+def test_a_rollback_message_tells_of_an_old_token_revoked_behind_the_runs_back(world, kept):
+    def revoke_the_old_token_and_stop_the_broker(_rotation):
+        # The old token is revoked in GitLab's UI, and the broker goes down: Mobb refuses the store.
+        revoke_in_the_ui(world, kept['id'])
+        world.mobb.set_broker(urllib.parse.urlsplit(world.gitlab.url).netloc, False)
+
+    outcome, result, rotation = stored_after(world, revoke_the_old_token_and_stop_the_broker)
+    assert outcome.name == 'store_refused' and 'RepoUnreachableError' in outcome.msg, outcome.msg
+    assert (f'Rolled back: the new token is revoked: token {kept["id"]} is no longer active, and GitLab has no active '
+            f'token named mobb-broker; Mobb holds token {kept["id"]} (expires {kept["expires_at"]}), no longer '
+            'active, although Mobb cannot reach GitLab right now (Mobb could not reach the repository') in outcome.msg
+    assert 'still active' not in outcome.msg
+    assert result['revoked_token_ids'] == [rotation.issued['id']] and result['token_id'] is None
+    assert world.active() == []
