@@ -28,6 +28,7 @@ _QUERY_IN_TEXT = re.compile(r"(\burl: [^\s?'\"]*)\?[^\s'\"]*[^\s'\".,:;)]")
 # occurrence of a no_log value, and a value such as "1" would mask every digit one.
 _LEAST_SECRET_LENGTH = 6
 
+
 class UrlError(ValueError):
     """The URL cannot name a server; the text says why, in one line, naming the option."""
 
