@@ -263,7 +263,7 @@ options:
   twins:
     description:
       - Messages naming the other kept tokens that feed the same Mobb integration as this one (the same Mobb API,
-        API key and O(mobb_scm_url) or O(gitlab_url), normalised): Mobb holds one token per integration, so each
+        API key and O(mobb_scm_url) or O(gitlab_url), normalised). Mobb holds one token per integration, so each
         rotation would replace the other's token in Mobb on every run. The role computes them once over the
         play.
       - With O(mode=rotate), a non-empty list makes the settings invalid (RV(outcome=invalid_settings)) before
