@@ -84,6 +84,9 @@ MODES = ('rotate', 'check')
 DEFAULT_SCOPES = {'personal': ['api', 'read_user'], 'project': ['api'], 'group': ['api'],
                   'service_account': ['api', 'read_user']}
 MOBB_LEAST_ACCESS_LEVEL = ACCESS_LEVELS['developer']
+# The description of the tokens the collection issues, unless told otherwise; it tells
+# another mobb.scm rotation's token when Mobb holds one.
+DESCRIPTION = 'Mobb access to %s through its broker; rotated by Ansible (mobb.scm)'
 # Retries of the requests GitLab and Mobb may repeat (reads and revokes; never a create or a store).
 RETRIES = 3
 
@@ -125,6 +128,9 @@ ARGUMENT_SPEC = dict(
     mode=dict(type='str', default='rotate', choices=list(MODES)),
     check_days=dict(type='int', default=14),
     overrides=dict(type='dict', default={}),
+    # Computed by the role over the whole play (module_utils/twins.py): the token cannot be kept.
+    refusals=dict(type='list', elements='str', default=[]),
+    twins=dict(type='list', elements='str', default=[]),
 )
 
 
@@ -162,8 +168,7 @@ class Settings:
         self.service_account_create = bool(params.get('service_account_create'))
         self.service_account_name = params.get('service_account_name') or None
         self.memberships = []
-        self.owner = {'personal': self.user, 'project': self.project, 'group': self.group,
-                      'service_account': self._service_account_owner()}[self.token_type]
+        self.owner = token_owner_name(self.token_type, self.user, self.project, self.group, self.service_account)
         self.rotation_method = params['rotation_method']
         self.force = bool(params['force'])
         self.mode = params['mode']
@@ -173,13 +178,17 @@ class Settings:
         self.verify_retries = params['verify_retries']
         self.verify_delay = params['verify_delay']
         self.scopes = list(params.get('scopes') or DEFAULT_SCOPES[self.token_type])
+        # A check reads and reports twins as problems; a rotation must not start (module_utils/twins.py).
+        self.twins = list(params.get('twins') or [])
+        problems.extend(params.get('refusals') or [])
+        if self.mode == 'rotate':
+            problems.extend(self.twins)
 
         self.gitlab_url = self._url(params.get('gitlab_url'), 'gitlab_url', problems)
         self.scm_url = self.gitlab_url
         if params.get('mobb_scm_url'):
             self.scm_url = self._url(params['mobb_scm_url'], 'mobb_scm_url', problems)
-        self.description = params.get('description') or (
-            'Mobb access to %s through its broker; rotated by Ansible (mobb.scm)' % (self.gitlab_url or '?'))
+        self.description = params.get('description') or DESCRIPTION % (self.gitlab_url or '?')
 
         if self.token_type in ('project', 'group') and not self.owner:
             problems.append('a %s token needs its %s (id or full path): set %s (in the role, '
@@ -222,11 +231,6 @@ class Settings:
             problems.append('verify_retries and verify_delay must be 0 or more')
         self.problems = problems
 
-    def _service_account_owner(self):
-        if self.service_account and self.group:
-            return '%s/%s' % (self.group, self.service_account)
-        return self.service_account
-
     def _check_service_account(self, memberships, problems):
         """A service account token: the account, its group (top-level), the memberships Mobb needs."""
         if not self.service_account:
@@ -264,8 +268,7 @@ class Settings:
 
     @property
     def label(self):
-        owner = self.owner or ('(api user)' if self.token_type == 'personal' else '(no %s)' % self.token_type)
-        return '%s:%s/%s' % (self.token_type, owner, self.token_name)
+        return token_label(self.token_type, self.owner, self.token_name)
 
     @property
     def in_place(self):
@@ -278,6 +281,19 @@ class Settings:
     def check(self):
         if self.problems:
             raise SettingsError('%s: %s. Nothing was changed.' % (self.label, '; '.join(self.problems)))
+
+
+def token_owner_name(token_type, user, project, group, service_account):
+    """Whose token it is, as the label names it: the user, project, group, or [group/]account."""
+    if token_type == 'service_account':
+        return '%s/%s' % (group, service_account) if service_account and group else service_account
+    return {'personal': user, 'project': project, 'group': group}.get(token_type)
+
+
+def token_label(token_type, owner, token_name):
+    """personal:alice/mobb-broker"""
+    owner = owner or ('(api user)' if token_type == 'personal' else '(no %s)' % token_type)
+    return '%s:%s/%s' % (token_type, owner, token_name)
 
 
 def _json_list(values):
@@ -633,6 +649,18 @@ class Rotation:
             holding.note = 'Mobb holds token %s (%r, expires %s), not the managed token %s' % (
                 token.get('id'), token.get('name'), token.get('expires_at') or 'never',
                 current['id'] if current else '(none)')
+            if self._managed_elsewhere(token):
+                holding.note = ('another mobb.scm rotation keeps token %s (%r, user %s) in Mobb, not the managed '
+                                'token %s: two managed tokens feed this integration, and each run replaces the '
+                                "other's; keep one of them"
+                                % (token.get('id'), token.get('name'), token.get('user_id'),
+                                   current['id'] if current else '(none)'))
+
+    def _managed_elsewhere(self, token):
+        """Whether a token GitLab describes (personal_access_tokens/self) is one a mobb.scm rotation keeps:
+        issued with the collection's description, or with the name this rotation keeps."""
+        description = token.get('description') or ''
+        return description.endswith(DESCRIPTION.split('%s', 1)[1]) or token.get('name') == self.settings.token_name
 
     def _decide(self, force, tokens=None):
         settings = self.settings
@@ -667,7 +695,8 @@ class Rotation:
             token_reasons.append('%d active tokens are named %s (ids %s) and the one Mobb holds cannot be told apart'
                                  % (len(self.tokens), settings.token_name,
                                     ', '.join(str(t['id']) for t in sorted(self.tokens, key=lambda t: t['id']))))
-        self.reasons = token_reasons + mobb_reasons
+        twins = settings.twins if settings.mode == 'check' else []
+        self.reasons = twins + token_reasons + mobb_reasons
         if not self.reasons:
             return 'retire' if decision.duplicates and holding.identity == 'managed' else 'none'
         if settings.rotation_method == 'self_rotate' and not token_reasons and decision.current:

@@ -253,6 +253,29 @@ options:
         this way, so each task templates every role variable once.
     type: dict
     default: {}
+  refusals:
+    description:
+      - One-line reasons why this token cannot be kept, found before the task (the role passes the
+        C(mobb_scm_inventory_problem) host variable the C(mobb.scm.mobb_integrations) inventory sets on a server
+        whose Mobb integrations it cannot tell apart). When not empty, the settings are invalid
+        (RV(outcome=invalid_settings)) with these messages, in every O(mode), and no request is sent.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  twins:
+    description:
+      - Messages naming the other kept tokens that feed the same Mobb integration as this one (the same Mobb API,
+        API key and O(mobb_scm_url) or O(gitlab_url), normalised). Mobb holds one token per integration, so each
+        rotation would replace the other's token in Mobb on every run. The role computes them once over the
+        play.
+      - With O(mode=rotate), a non-empty list makes the settings invalid (RV(outcome=invalid_settings)) before
+        any request. With O(mode=check), the token is read as usual and each message is one of its
+        RV(problems), so the check still shows what GitLab and Mobb hold for each twin.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -277,7 +277,8 @@ def test_a_list_keeps_tokens_of_several_servers_and_one_failure_does_not_stop_th
             {'gitlab_url': second['gitlab_token_rotation_gitlab_url'],
              'gitlab_api_token': second['gitlab_token_rotation_gitlab_api_token'],
              'token_type': 'project', 'project': 'team/app'},
-            {'token_type': 'project', 'project': 'team/missing'},
+            # Its own Mobb integration: two tokens for one integration would be twins, both refused.
+            {'token_type': 'project', 'project': 'team/missing', 'mobb_scm_url': 'https://gitlab.elsewhere.example'},
             {'user': 'alice', 'token_name': 'mobb-alice'},
         ]
         run = fleet.run(fleet.role_play(0, gitlab_token_rotation_tokens=tokens))
