@@ -13,6 +13,8 @@ PREFIX = 'gitlab_token_rotation_'
 # The role variables that name a token and the Mobb integration it feeds.
 OPTIONS = ('gitlab_url', 'mobb_scm_url', 'mobb_api_url', 'mobb_api_key', 'token_type', 'token_name', 'user',
            'project', 'group', 'service_account')
+# The options that name the GitLab URL Mobb knows the server by.
+URL_OPTIONS = ('gitlab_url', 'mobb_scm_url')
 # Set by the mobb.scm.mobb_integrations inventory on a server it cannot tell one integration of.
 INVENTORY_PROBLEM = 'mobb_scm_inventory_problem'
 
@@ -25,6 +27,8 @@ def token_refusals(hosts, hostvars, running_host, play_values):
     ``hostvars`` holds each host's inventory and extra variables, not the play's, the role's
     defaults nor task vars: ``play_values`` are the role variables as ``running_host`` sees
     them, which stand for every host when ``running_host`` has no inventory value of its own.
+    A token whose URL comes from them is compared only with the tokens of its own host: a
+    play's ``https://{{ inventory_hostname }}`` is one URL per host, not the running host's.
     """
     running = hostvars[running_host]
 
@@ -38,6 +42,7 @@ def token_refusals(hosts, hostvars, running_host, play_values):
     for host in hosts:
         variables = hostvars[host]
         options = {name: value(variables, PREFIX + name) for name in OPTIONS}
+        own_url = any(PREFIX + name in variables for name in URL_OPTIONS)
         problem = variables.get(INVENTORY_PROBLEM)
         for index, entry in enumerate(value(variables, PREFIX + 'tokens') or [{}]):
             if problem:
@@ -45,7 +50,8 @@ def token_refusals(hosts, hostvars, running_host, play_values):
             if isinstance(entry, Mapping):
                 token = dict(options)
                 token.update((name, setting) for name, setting in entry.items() if setting is not None)
-                tokens.append((host, index, token))
+                within_host = not (own_url or any(entry.get(name) for name in URL_OPTIONS))
+                tokens.append((host, index, token, within_host))
     for (host, index), message in twin_messages(tokens).items():
         refused.setdefault(host, {}).setdefault(index, {'refusals': [], 'twins': []})['twins'] = [message]
     return refused

@@ -649,16 +649,19 @@ class Rotation:
             holding.note = 'Mobb holds token %s (%r, expires %s), not the managed token %s' % (
                 token.get('id'), token.get('name'), token.get('expires_at') or 'never',
                 current['id'] if current else '(none)')
-            if self._managed_elsewhere(token):
+            if self._managed_elsewhere(token, self.tokens if tokens is None else tokens):
                 holding.note = ('another mobb.scm rotation keeps token %s (%r, user %s) in Mobb, not the managed '
                                 'token %s: two managed tokens feed this integration, and each run replaces the '
                                 "other's; keep one of them"
                                 % (token.get('id'), token.get('name'), token.get('user_id'),
                                    current['id'] if current else '(none)'))
 
-    def _managed_elsewhere(self, token):
-        """Whether a token GitLab describes (personal_access_tokens/self) is one a mobb.scm rotation keeps:
-        issued with the collection's description, or with the name this rotation keeps."""
+    def _managed_elsewhere(self, token, own_tokens):
+        """Whether a token GitLab describes (personal_access_tokens/self) is one another mobb.scm rotation
+        keeps: not one of ``own_tokens`` (this rotation's tokens with the name: an older one is its own to
+        retire), but issued with the collection's description, or with the name this rotation keeps."""
+        if token.get('id') in {own['id'] for own in own_tokens}:
+            return False
         description = token.get('description') or ''
         return description.endswith(DESCRIPTION.split('%s', 1)[1]) or token.get('name') == self.settings.token_name
 

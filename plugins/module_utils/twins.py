@@ -46,15 +46,18 @@ def label_of(options):
 
 
 def twin_messages(tokens, environ=None):
-    """{(host, index): message} for each token of ``tokens`` ((host, index, action options)
-    triples) that feeds an integration another one feeds too; the message names them all."""
+    """{(host, index): message} for each token of ``tokens`` ((host, index, action options,
+    within_host) tuples) that feeds an integration another one feeds too; the message names
+    them all. A token ``within_host`` is compared only with the other tokens of its host: its
+    URL is not known per host (a play's value, which may be templated per host)."""
     feeding = {}
-    for host, index, options in tokens:
+    for host, index, options, within_host in tokens:
         integration = integration_of(options, environ)
         if integration is not None:
-            feeding.setdefault(integration, []).append((host, index, label_of(options)))
+            feeding.setdefault(integration + (host if within_host else None,), []).append(
+                (host, index, label_of(options)))
     messages = {}
-    for (api_url, _key, scm_url), twins in feeding.items():
+    for (api_url, _key, scm_url, _host), twins in feeding.items():
         if len(twins) < 2:
             continue
         named = ['host %s token %s' % (host, label) for host, _index, label in twins]

@@ -25,9 +25,16 @@ def test_only_hosts_with_a_refused_token_are_in_the_mapping(monkeypatch):
 
 def test_play_values_stand_for_hosts_without_their_own_only_when_the_running_host_has_none(monkeypatch):
     monkeypatch.setenv('MOBB_API_KEY', 'key')
-    # The play (or role) sets the URL for every host: both hosts feed it.
+    # The play (or role) sets the URL: as the running host sees it, which may be templated per
+    # host (https://{{ inventory_hostname }}), so it makes no twin across hosts...
     play = {'gitlab_token_rotation_gitlab_url': URL}
-    assert sorted(token_refusals(['a', 'b'], {'a': {}, 'b': {}}, 'a', play)) == ['a', 'b']
-    # The running host's own inventory value is not the other host's.
+    assert token_refusals(['a', 'b'], {'a': {}, 'b': {}}, 'a', play) == {}
+    # ...but two tokens of one host that both take it are twins.
+    play_with_tokens = dict(play, gitlab_token_rotation_tokens=[{'user': 'alice'}, {'user': 'bob'}])
+    assert sorted(token_refusals(['a'], {'a': {}}, 'a', play_with_tokens)['a']) == [0, 1]
+    # A host's own URL and another host's play value are not compared either.
     hostvars = {'a': {'gitlab_token_rotation_gitlab_url': URL}, 'b': {}}
     assert token_refusals(['a', 'b'], hostvars, 'a', play) == {}
+    # Two hosts whose own URLs are one are.
+    hostvars = {'a': {'gitlab_token_rotation_gitlab_url': URL}, 'b': {'gitlab_token_rotation_gitlab_url': URL}}
+    assert sorted(token_refusals(['a', 'b'], hostvars, 'a', play)) == ['a', 'b']

@@ -1083,3 +1083,15 @@ def test_a_rollback_message_tells_of_an_old_token_revoked_behind_the_runs_back(w
     assert 'still active' not in outcome.msg
     assert result['revoked_token_ids'] == [rotation.issued['id']] and result['token_id'] is None
     assert world.active() == []
+
+
+def test_an_older_token_of_its_own_that_mobb_holds_is_not_called_another_rotations(world, kept):
+    """Mobb holds the kept token while a newer one with the name exists (a run whose store was
+    lost, say): that is this rotation's own token to retire, not a twin's."""
+    newer = world.gitlab.seed(tokens=[{'kind': 'project', 'project': 'team/app', 'name': 'mobb-broker'}])['tokens'][0]
+    assert newer['id'] > kept['id']
+    outcome, result = world.run(mode='check')
+    assert outcome.name == 'problem'
+    assert result['mobb_token']['identity'] == 'other' and result['mobb_token']['token_id'] == kept['id']
+    assert result['mobb_token']['note'].startswith(f"Mobb holds token {kept['id']} ('mobb-broker'")
+    assert not [text for text in result['problems'] if 'another mobb.scm rotation' in text]

@@ -53,11 +53,13 @@ def test_settings_that_name_no_integration_name_none(options):
 
 
 def test_twins_are_named_each_with_the_other_and_the_url_they_share_never_the_key():
-    tokens = [('a.example', 0, {'gitlab_url': 'https://gitlab.example.com', 'user': 'alice'}),
+    tokens = [('a.example', 0, {'gitlab_url': 'https://gitlab.example.com', 'user': 'alice'}, False),
               ('b.example', 0, {'gitlab_url': 'https://gitlab.example.com/', 'token_type': 'project',
-                                'project': 'team/app'}),
-              ('b.example', 1, {'gitlab_url': 'https://gitlab.example.com', 'mobb_api_key': 'mobb-key-b'}),
-              ('c.example', 0, {'gitlab_url': 'https://c.example.com'})]
+                                'project': 'team/app'}, False),
+              ('b.example', 1, {'gitlab_url': 'https://gitlab.example.com', 'mobb_api_key': 'mobb-key-b'}, False),
+              ('c.example', 0, {'gitlab_url': 'https://c.example.com'}, False),
+              # A URL known only as the play's value: compared within its own host alone.
+              ('d.example', 0, {'gitlab_url': 'https://gitlab.example.com'}, True)]
     messages = twin_messages(tokens, ENV)
     assert sorted(messages) == [('a.example', 0), ('b.example', 0)]
     assert messages[('a.example', 0)] == messages[('b.example', 0)] == (
