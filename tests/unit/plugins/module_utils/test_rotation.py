@@ -709,12 +709,18 @@ def due_account_token(world, group_owner):
     """A first run made the group's account, its membership and its token, stored in Mobb; the
     token is now due for rotation and the logs are cleared. Returns (options, token)."""
     options = service_account(gitlab_api_token=group_owner, service_account_create=True)
+    return options, first_run_then_due(world, options)
+
+
+def first_run_then_due(world, options):
+    """A first run with ``options`` creates and stores the token; the clock then moves near
+    its expiry and the logs are cleared. Returns the token's record."""
     outcome, _result = world.run(**options)
     assert outcome.name == 'created', outcome.msg
     token = world.assert_converged()
     near_expiry(world)
     world.clear_logs()
-    return options, token
+    return token
 
 
 @pytest.mark.parametrize('method', ['create_new', 'rotate'])
@@ -1000,12 +1006,7 @@ def first_run_kept(world, kind):
     else:
         world.gitlab.settings(allow_top_level_group_owners_to_create_service_accounts=True)
         options = service_account(gitlab_api_token=owner_token(world), service_account_create=True)
-    outcome, _result = world.run(**options)
-    assert outcome.name == 'created', outcome.msg
-    kept = world.assert_converged()
-    near_expiry(world)
-    world.clear_logs()
-    return options, kept
+    return options, first_run_then_due(world, options)
 
 
 @pytest.mark.parametrize('kind', ['personal', 'service_account'])
