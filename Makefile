@@ -84,7 +84,9 @@ integration: venv
 # .cache/matrix/<version>: sanity with that version's ansible-test, the unit tests, and a
 # subset of the integration tests that covers the action (through the role and the
 # playbooks, a service account's token included), a token module, the service-account
-# module and a Mobb module. MATRIX_VERSIONS="2.16" runs one.
+# module, a Mobb module, the playbooks failing on an unreadable inventory (ansible-core must
+# keep what a failed inventory source set) and twins found across hosts (a run_once set_fact).
+# MATRIX_VERSIONS="2.16" runs one.
 MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
 MATRIX_ROOT := $(CURDIR)/.cache/matrix
 MATRIX_INTEGRATION ?= \
@@ -99,7 +101,9 @@ MATRIX_INTEGRATION ?= \
 	tests/integration/test_mobb_integration.py::test_check_mode_then_store_then_rerun_changes_nothing \
 	tests/integration/test_mobb_integration.py::test_bad_input_fails_with_a_clear_message_and_sends_nothing \
 	tests/integration/test_role_service_account.py::test_a_group_service_account_is_created_stored_kept_and_rotated \
-	tests/integration/test_gitlab_service_account.py::test_create_with_memberships_then_a_rerun_changes_nothing
+	tests/integration/test_gitlab_service_account.py::test_create_with_memberships_then_a_rerun_changes_nothing \
+	tests/integration/test_inventory_plugin.py::test_an_unreadable_mobb_fails_rotate_and_check_with_the_plugins_message[bad-key] \
+	tests/integration/test_role_twins.py::test_two_hosts_with_one_gitlab_url_are_both_refused
 
 # test-requirements.txt names the ansible-core of .venv; each matrix venv gets its own.
 .PRECIOUS: $(MATRIX_ROOT)/%/venv/.installed

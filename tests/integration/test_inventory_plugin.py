@@ -187,11 +187,11 @@ def with_options(config, **options):
 
 
 UNREADABLE = {
-    'bad key': ({'env': {'MOBB_API_KEY': 'not-the-key'}}, 'Mobb refused the API key (access-denied'),
-    'HTTP 502': ({'fault': {'kind': 'status', 'status': 502}}, 'still answered HTTP 502 after 0 retries'),
-    'an HTML page': ({'fault': {'kind': 'html200'}}, 'still answered with a proxy page saying "bad gateway"'),
-    'a timeout': ({'fault': {'kind': 'delay', 'seconds': 4}, 'options': {'timeout': 1}}, 'did not answer within 1 s'),
-    'the wrong shape': ({'fault': {'kind': 'answer', 'body': {'data': {'me': {'id': 'u', 'scmConfigs': 'x'}}}}},
+    'bad-key': ({'env': {'MOBB_API_KEY': 'not-the-key'}}, 'Mobb refused the API key (access-denied'),
+    'http-502': ({'fault': {'kind': 'status', 'status': 502}}, 'still answered HTTP 502 after 0 retries'),
+    'html-page': ({'fault': {'kind': 'html200'}}, 'still answered with a proxy page saying "bad gateway"'),
+    'timeout': ({'fault': {'kind': 'delay', 'seconds': 4}, 'options': {'timeout': 1}}, 'did not answer within 1 s'),
+    'wrong-shape': ({'fault': {'kind': 'answer', 'body': {'data': {'me': {'id': 'u', 'scmConfigs': 'x'}}}}},
                         'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
 }
 
