@@ -192,7 +192,7 @@ UNREADABLE = {
     'html-page': ({'fault': {'kind': 'html200'}}, 'still answered with a proxy page saying "bad gateway"'),
     'timeout': ({'fault': {'kind': 'delay', 'seconds': 4}, 'options': {'timeout': 1}}, 'did not answer within 1 s'),
     'wrong-shape': ({'fault': {'kind': 'answer', 'body': {'data': {'me': {'id': 'u', 'scmConfigs': 'x'}}}}},
-                        'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
+                    'Mobb answered me with scmConfigs as a JSON string, not a list of objects'),
 }
 
 
