@@ -85,7 +85,8 @@ integration: venv
 # subset of the integration tests that covers the action (through the role and the
 # playbooks, a service account's token included), a token module, the service-account
 # module, a Mobb module, the playbooks failing on an unreadable inventory (ansible-core must
-# keep what a failed inventory source set) and twins found across hosts (a run_once set_fact).
+# keep what a failed inventory source set), twins found across hosts (a run_once set_fact) and
+# the action reading module_defaults itself (their storage differs between versions).
 # MATRIX_VERSIONS="2.16" runs one.
 MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
 MATRIX_ROOT := $(CURDIR)/.cache/matrix
@@ -94,6 +95,7 @@ MATRIX_INTEGRATION ?= \
 	tests/integration/test_role_rotation.py::test_rotates_at_the_threshold_and_mobb_never_holds_a_dead_token \
 	tests/integration/test_role_rotation.py::test_check_mode_decides_the_same_and_writes_nothing \
 	tests/integration/test_role_rotation.py::test_bad_settings_fail_clearly_before_any_request \
+	tests/integration/test_role_rotation.py::test_module_defaults_of_the_gitlab_and_mobb_groups_reach_the_action_under_the_role \
 	tests/integration/test_playbook_fleet.py::test_rotate_keeps_a_fleet_fresh_and_a_daily_run_is_a_no_op \
 	tests/integration/test_gitlab_personal_access_token.py::test_create_returns_a_working_token_and_a_rerun_changes_nothing \
 	tests/integration/test_gitlab_personal_access_token.py::test_check_mode_decides_the_same_and_writes_nothing \

@@ -5,8 +5,9 @@
 
 ansible-core imports this file in its main process before forking workers, so python-gitlab
 and requests are imported once per run, not once per host. The protocol lives in
-module_utils/rotation.py; this file validates the arguments and returns the Rotation's
-result. The new token's value never leaves the Rotation object.
+module_utils/rotation.py, the options in module_utils/server_token_options.py; this file
+settles and validates the arguments and returns the Rotation's result. The new token's value
+never leaves the Rotation object.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GITLAB_IMPORT_ERROR
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import (
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import Rotation
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
     ARGUMENT_SPEC,
-    Rotation,
+    CONNECTION_GROUPS,
+    MUTUALLY_EXCLUSIVE,
     SettingsError,
     settle_arguments,
 )
@@ -35,10 +38,11 @@ class ActionModule(ActionBase):
         del tmp
         try:
             # This worker's copy of the task: the overrides are validated with the rest.
-            self._task.args = settle_arguments(self._task.args)
+            self._task.args = settle_arguments(self._task.args, self._group_defaults())
         except SettingsError as error:
             raise AnsibleActionFail(str(error)) from None
-        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC,
+                                                          mutually_exclusive=MUTUALLY_EXCLUSIVE)
         if GITLAB_IMPORT_ERROR:
             raise AnsibleActionFail(missing_required_lib('python-gitlab and requests'))
         warnings = []
@@ -50,3 +54,13 @@ class ActionModule(ActionBase):
         if warnings:
             result['warnings'] = warnings
         return result
+
+    def _group_defaults(self):
+        """The module_defaults set for the gitlab and mobb action groups, templated:
+        {'mobb.scm.gitlab': {...}, 'mobb.scm.mobb': {...}} (server_token_options.CONNECTION_GROUPS
+        says why the action is in neither group)."""
+        merged = {}
+        for defaults in self._task.module_defaults or []:
+            merged.update(defaults)
+        return {group: self._templar.template(merged['group/' + group])
+                for group in CONNECTION_GROUPS if 'group/' + group in merged}

@@ -124,11 +124,27 @@ def new_expiry(today, expires_at, expires_in_days, rotate_before_days):
         expiry = today + datetime.timedelta(days=days)
         origin = 'expires_in_days (%d)' % days
     if (expiry - today).days <= rotate_before_days:
-        raise GitLabModuleError(
-            '%s, not more than rotate_before_days (%d): a new token would be due for rotation '
-            'at once and every run would rotate it again; give a longer lifetime or a smaller '
-            'rotate_before_days' % (origin, rotate_before_days))
+        raise GitLabModuleError(_due_at_once(origin, rotate_before_days))
     return expiry
+
+
+def lifetime_problems(expires_in_days, rotate_before_days):
+    """What makes a lifetime and a rotation threshold unusable, as messages (none: usable).
+    Checked before any request; an expires_at date is checked once GitLab's date is known."""
+    problems = []
+    if rotate_before_days < 0:
+        problems.append('rotate_before_days must be 0 or more, got %d' % rotate_before_days)
+    if expires_in_days is not None and expires_in_days < 1:
+        problems.append('expires_in_days must be at least 1, got %d' % expires_in_days)
+    elif expires_in_days is not None and rotate_before_days >= 0 and rotate_before_days >= expires_in_days:
+        problems.append(_due_at_once('expires_in_days (%d)' % expires_in_days, rotate_before_days))
+    return problems
+
+
+def _due_at_once(origin, rotate_before_days):
+    return ('%s, not more than rotate_before_days (%d): a new token would be due for rotation at once and '
+            'every run would rotate it again; give a longer lifetime or a smaller rotate_before_days'
+            % (origin, rotate_before_days))
 
 
 # ---- input checks --------------------------------------------------------------------
@@ -568,6 +584,18 @@ class GroupTokens(ResourceTokens):
         return self.client.groups.get(self.resource, lazy=True)
 
 
+def token_owner(client, token_type, user=None, project=None, group=None, service_account=None, accounts=None):
+    """The TokenOwner of a kind of token: personal (``user``; unset, the API user's own),
+    project, group, or service_account (``service_account`` found through ``accounts``)."""
+    if token_type == 'service_account':
+        return ServiceAccountTokens(client, service_account, accounts)
+    if token_type == 'project':
+        return ProjectTokens(client, project)
+    if token_type == 'group':
+        return GroupTokens(client, group)
+    return PersonalTokens(client, user)
+
+
 # ---- the token modules' run ----------------------------------------------------------
 
 class AccessTokenRun:
@@ -586,12 +614,9 @@ class AccessTokenRun:
             raise GitLabModuleError('name must not be empty')
         if params['token_id'] is not None and params['state'] != 'absent':
             raise GitLabModuleError('token_id only applies with state=absent')
-        if params['rotate_before_days'] < 0:
-            raise GitLabModuleError('rotate_before_days must be 0 or more, got %d'
-                                    % params['rotate_before_days'])
-        if params['expires_in_days'] is not None and params['expires_in_days'] < 1:
-            raise GitLabModuleError('expires_in_days must be at least 1, got %d'
-                                    % params['expires_in_days'])
+        problems = lifetime_problems(params['expires_in_days'], params['rotate_before_days'])
+        if problems:
+            raise GitLabModuleError(problems[0])
         if params['expires_at']:
             parse_date(params['expires_at'], 'expires_at')
         if params['state'] == 'present':

@@ -28,7 +28,6 @@ Outcome. Every network answer may be lost, every run may overlap another one:
 
 from __future__ import annotations
 
-import os
 import time
 
 try:
@@ -39,32 +38,21 @@ except ImportError:
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError, connect
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
-    ACCESS_LEVELS,
-    PERSONAL_SCOPES,
-    RESOURCE_SCOPES,
-    GroupTokens,
-    PersonalTokens,
-    ProjectTokens,
     ServiceAccountMissing,
-    ServiceAccountTokens,
-    check_scopes,
     days_left,
     decide,
     is_active,
     new_expiry,
-    parse_access_level,
+    token_owner,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
     Memberships,
     ServiceAccounts,
     TargetsMissing,
-    check_top_level_group,
     find_targets,
-    parse_memberships,
     role_name,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
-    DEFAULT_API_URL,
     MobbClient,
     MobbError,
     MobbUnknownOutcomeError,
@@ -72,260 +60,16 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     find_scm_config,
     token_fingerprint,
 )
-from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
-
-SCM_TYPE = 'GitLab'
-TOKEN_TYPES = ('personal', 'project', 'group', 'service_account')
-# Token types that are personal access tokens (of a human user or a service account).
-PERSONAL_TYPES = ('personal', 'service_account')
-ROTATION_METHODS = ('create_new', 'rotate', 'self_rotate')
-MODES = ('rotate', 'check')
-# What Mobb needs of each kind of token (Mobb's GitLab Server guide).
-DEFAULT_SCOPES = {'personal': ['api', 'read_user'], 'project': ['api'], 'group': ['api'],
-                  'service_account': ['api', 'read_user']}
-MOBB_LEAST_ACCESS_LEVEL = ACCESS_LEVELS['developer']
-# The description of the tokens the collection issues, unless told otherwise; it tells
-# another mobb.scm rotation's token when Mobb holds one.
-DESCRIPTION = 'Mobb access to %s through its broker; rotated by Ansible (mobb.scm)'
-# Retries of the requests GitLab and Mobb may repeat (reads and revokes; never a create or a store).
-RETRIES = 3
-
-# The options of one kept token, as the action (and the role, one per token) takes them.
-# plugins/modules/gitlab_server_token.py documents them: change both together.
-ARGUMENT_SPEC = dict(
-    gitlab_url=dict(type='str', required=True),
-    gitlab_api_token=dict(type='str', no_log=True),
-    gitlab_validate_certs=dict(type='bool', default=True),
-    gitlab_ca_path=dict(type='path'),
-    gitlab_timeout=dict(type='int', default=30),
-    mobb_api_url=dict(type='str'),
-    mobb_api_key=dict(type='str', no_log=True),
-    mobb_validate_certs=dict(type='bool', default=True),
-    mobb_ca_path=dict(type='path'),
-    mobb_timeout=dict(type='int', default=30),
-    mobb_rest_url=dict(type='str'),
-    mobb_scm_url=dict(type='str'),
-    token_type=dict(type='str', default='personal', choices=list(TOKEN_TYPES)),
-    token_name=dict(type='str', default='mobb-broker', no_log=False),
-    user=dict(type='str'),
-    project=dict(type='str'),
-    group=dict(type='str'),
-    service_account=dict(type='str'),
-    # parse_memberships checks each entry (one target, a role), for the run's own message.
-    service_account_memberships=dict(type='list', elements='dict', default=[], options=dict(
-        project=dict(type='str'), group=dict(type='str'), access_level=dict(type='raw', default='developer'))),
-    service_account_create=dict(type='bool', default=False),
-    service_account_name=dict(type='str'),
-    scopes=dict(type='list', elements='str'),
-    access_level=dict(type='raw', default='developer'),
-    description=dict(type='str'),
-    expires_in_days=dict(type='int', default=30),
-    rotate_before_days=dict(type='int', default=7),
-    rotation_method=dict(type='str', default='create_new', choices=list(ROTATION_METHODS)),
-    force=dict(type='bool', default=False),
-    verify_retries=dict(type='int', default=10),
-    verify_delay=dict(type='int', default=3),
-    mode=dict(type='str', default='rotate', choices=list(MODES)),
-    check_days=dict(type='int', default=14),
-    overrides=dict(type='dict', default={}),
-    # Computed by the role over the whole play (module_utils/twins.py): the token cannot be kept.
-    refusals=dict(type='list', elements='str', default=[]),
-    twins=dict(type='list', elements='str', default=[]),
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
+    DESCRIPTION,
+    GITLAB_NAMES,
+    MOBB_NAMES,
+    Settings,
+    SettingsError,
+    membership_label,
 )
 
-
-def settle_arguments(arguments):
-    """The task's arguments with ``overrides`` (one entry of the role's token list) laid
-    over them, keys set to null in it left out; validation follows on the result."""
-    arguments = dict(arguments)
-    overrides = arguments.pop('overrides', None) or {}
-    if not isinstance(overrides, dict):
-        raise SettingsError('overrides must be a mapping of this action\'s options, got %s'
-                            % type(overrides).__name__)
-    unknown = sorted(set(overrides) - set(ARGUMENT_SPEC) | set(overrides) & {'overrides'})
-    if unknown:
-        raise SettingsError('overrides (in the role, an item of gitlab_token_rotation_tokens): unknown option(s) '
-                            '%s; it takes the options of mobb.scm.gitlab_server_token' % ', '.join(unknown))
-    arguments.update((name, value) for name, value in overrides.items() if value is not None)
-    return arguments
-
-
-class SettingsError(Exception):
-    """The settings cannot work; nothing was sent anywhere."""
-
-
-class Settings:
-    """One token's settings, checked and normalised; never holds a secret."""
-
-    def __init__(self, params):
-        problems = []
-        self.token_type = params['token_type']
-        self.token_name = (params['token_name'] or '').strip()
-        self.user = params.get('user') or None
-        self.project = params.get('project') or None
-        self.group = params.get('group') or None
-        self.service_account = params.get('service_account') or None
-        self.service_account_create = bool(params.get('service_account_create'))
-        self.service_account_name = params.get('service_account_name') or None
-        self.memberships = []
-        self.owner = token_owner_name(self.token_type, self.user, self.project, self.group, self.service_account)
-        self.rotation_method = params['rotation_method']
-        self.force = bool(params['force'])
-        self.mode = params['mode']
-        self.expires_in_days = params['expires_in_days']
-        self.rotate_before_days = params['rotate_before_days']
-        self.check_days = params['check_days']
-        self.verify_retries = params['verify_retries']
-        self.verify_delay = params['verify_delay']
-        self.scopes = list(params.get('scopes') or DEFAULT_SCOPES[self.token_type])
-        # A check reads and reports twins as problems; a rotation must not start (module_utils/twins.py).
-        self.twins = list(params.get('twins') or [])
-        problems.extend(params.get('refusals') or [])
-        if self.mode == 'rotate':
-            problems.extend(self.twins)
-
-        self.gitlab_url = self._url(params.get('gitlab_url'), 'gitlab_url', problems)
-        self.scm_url = self.gitlab_url
-        if params.get('mobb_scm_url'):
-            self.scm_url = self._url(params['mobb_scm_url'], 'mobb_scm_url', problems)
-        self.description = params.get('description') or DESCRIPTION % (self.gitlab_url or '?')
-
-        if self.token_type in ('project', 'group') and not self.owner:
-            problems.append('a %s token needs its %s (id or full path): set %s (in the role, '
-                            'gitlab_token_rotation_%s)' % ((self.token_type,) * 4))
-        if not self.token_name:
-            problems.append('the token name is empty: set token_name (in the role, gitlab_token_rotation_token_name)')
-        if 'api' not in self.scopes:
-            problems.append('scopes %s lack "api", which Mobb needs to open merge requests: add it'
-                            % _json_list(self.scopes))
-        personal = self.token_type in PERSONAL_TYPES
-        if not personal and 'read_user' in self.scopes:
-            problems.append('GitLab does not give %s tokens the "read_user" scope: remove it (Mobb needs only '
-                            '"api" there)' % self.token_type)
-        else:
-            try:
-                check_scopes(self.scopes, PERSONAL_SCOPES if personal else RESOURCE_SCOPES,
-                             'personal access token' if personal else '%s access token' % self.token_type)
-            except GitLabModuleError as error:
-                problems.append(str(error))
-        self.access_level = None
-        if not personal:
-            self.access_level = _access_level(params['access_level'], problems)
-        if self.token_type == 'service_account':
-            self._check_service_account(params.get('service_account_memberships') or [], problems)
-        if self.expires_in_days < 1:
-            problems.append('expires_in_days must be 1 or more, not %d' % self.expires_in_days)
-        if self.rotate_before_days < 0:
-            problems.append('rotate_before_days must be 0 or more, not %d' % self.rotate_before_days)
-        elif self.rotate_before_days >= self.expires_in_days:
-            problems.append('rotate_before_days (%d) must be less than expires_in_days (%d), or every run would '
-                            'replace the token' % (self.rotate_before_days, self.expires_in_days))
-        if self.rotation_method == 'self_rotate' and self.token_type == 'service_account':
-            problems.append("self_rotate is not offered for a service account's token here: use create_new (or "
-                            "rotate) with an administrator's token, or for a group service account its group "
-                            "Owner's token")
-        elif self.rotation_method == 'self_rotate' and self.token_type != 'personal':
-            problems.append("self_rotate is for a personal token rotated with itself; replace %s tokens with "
-                            "create_new and a Maintainer's or Owner's token" % self.token_type)
-        if self.verify_retries < 0 or self.verify_delay < 0:
-            problems.append('verify_retries and verify_delay must be 0 or more')
-        self.problems = problems
-
-    def _check_service_account(self, memberships, problems):
-        """A service account token: the account, its group (top-level), the memberships Mobb needs."""
-        if not self.service_account:
-            problems.append("a service_account token needs the service account's username: set service_account "
-                            '(in the role, gitlab_token_rotation_service_account)')
-        if self.group:
-            try:
-                check_top_level_group(self.group)
-            except GitLabModuleError as error:
-                problems.append('%s; or set no group, for an instance service account, which an administrator '
-                                'manages' % error)
-        if not memberships:
-            problems.append('a service account reaches nothing until it is a member of the projects or groups Mobb '
-                            'needs: list them in service_account_memberships (in the role, '
-                            'gitlab_token_rotation_service_account_memberships), for example '
-                            '[{project: team/app, access_level: developer}]')
-            return
-        try:
-            self.memberships = parse_memberships(memberships, option='service_account_memberships')
-        except GitLabModuleError as error:
-            problems.append(str(error))
-            return
-        for membership in self.memberships:
-            if membership.access_level < MOBB_LEAST_ACCESS_LEVEL:
-                problems.append('service_account_memberships: %s is below developer, the least Mobb needs: use '
-                                'developer' % membership_label(membership))
-
-    @staticmethod
-    def _url(value, option, problems):
-        try:
-            return normalize_server_url(value, option)
-        except UrlError as error:
-            problems.append(str(error))
-            return None
-
-    @property
-    def label(self):
-        return token_label(self.token_type, self.owner, self.token_name)
-
-    @property
-    def in_place(self):
-        return self.rotation_method in ('rotate', 'self_rotate')
-
-    @property
-    def threshold_days(self):
-        return self.check_days if self.mode == 'check' else self.rotate_before_days
-
-    def check(self):
-        if self.problems:
-            raise SettingsError('%s: %s. Nothing was changed.' % (self.label, '; '.join(self.problems)))
-
-
-def token_owner_name(token_type, user, project, group, service_account):
-    """Whose token it is, as the label names it: the user, project, group, or [group/]account."""
-    if token_type == 'service_account':
-        return '%s/%s' % (group, service_account) if service_account and group else service_account
-    return {'personal': user, 'project': project, 'group': group}.get(token_type)
-
-
-def token_label(token_type, owner, token_name):
-    """personal:alice/mobb-broker"""
-    owner = owner or ('(api user)' if token_type == 'personal' else '(no %s)' % token_type)
-    return '%s:%s/%s' % (token_type, owner, token_name)
-
-
-def _json_list(values):
-    return '[%s]' % ', '.join('"%s"' % value for value in values)
-
-
-def _access_level(value, problems):
-    try:
-        level = parse_access_level(value)
-    except GitLabModuleError:
-        problems.append('access_level "%s" is not a GitLab role: use one of %s or its number'
-                        % (value, ', '.join(ACCESS_LEVELS)))
-        return None
-    if level < MOBB_LEAST_ACCESS_LEVEL:
-        problems.append('access_level "%s" is below developer, the least Mobb needs: use developer' % value)
-    return level
-
-
-def membership_label(membership):
-    """the developer role in project 'team/app'"""
-    return "the %s role in %s '%s'" % (role_name(membership.access_level), membership.kind, membership.ref)
-
-
-def token_owner(settings, client):
-    """The python-gitlab side of the kept token: whose tokens, through which endpoints."""
-    if settings.token_type == 'personal':
-        return PersonalTokens(client, settings.user)
-    if settings.token_type == 'service_account':
-        return ServiceAccountTokens(client, settings.service_account, ServiceAccounts(client, settings.group))
-    if settings.token_type == 'project':
-        return ProjectTokens(client, settings.project)
-    return GroupTokens(client, settings.group)
+SCM_TYPE = 'GitLab'
 
 
 class ServiceAccountSetup:
@@ -479,7 +223,7 @@ class Rotation:
         self.check_mode = check_mode
         self.sleep = sleep
         self.warn = warn or (lambda message: None)
-        self.owner = token_owner(settings, gitlab_client) if gitlab_client is not None else None
+        self.owner = self._owner_through(gitlab_client) if gitlab_client is not None else None
         self.account = ServiceAccountSetup() if settings.token_type == 'service_account' else None
         self.today = None
         self.tokens = []            # the active tokens with the name, as read
@@ -498,37 +242,38 @@ class Rotation:
         self.outcome = None
 
     @classmethod
-    def from_params(cls, params, check_mode=False, warn=None, environ=None):
-        """The rotation for validated ARGUMENT_SPEC ``params``, with its GitLab and Mobb
-        clients; credentials left unset come from ``environ`` (GITLAB_TOKEN, MOBB_API_KEY,
-        MOBB_API_URL). Unusable settings build no client: run() reports them."""
-        environ = os.environ if environ is None else environ
+    def from_params(cls, params, check_mode=False, warn=None):
+        """The rotation for ``params`` validated against server_token_options.ARGUMENT_SPEC
+        (environment fallbacks applied), with its GitLab and Mobb clients, built as the
+        modules build theirs. Unusable settings build no client: run() reports them."""
         settings = Settings(params)
         if settings.problems:
             return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
-        gitlab_params = dict(api_url=settings.gitlab_url, api_token=params['gitlab_api_token'],
-                             api_oauth_token=None, api_job_token=None,
-                             validate_certs=params['gitlab_validate_certs'], ca_path=params['gitlab_ca_path'],
-                             timeout=params['gitlab_timeout'], retries=RETRIES)
+        gitlab_params = {name: params[option] for option, name in GITLAB_NAMES.items()}
+        gitlab_params['api_url'] = settings.gitlab_url
+        mobb_params = {name: params[option] for option, name in MOBB_NAMES.items()}
         try:
             gitlab_client, credentials = connect(gitlab_params)
-            mobb_client = MobbClient(
-                api_url=params['mobb_api_url'] or environ.get('MOBB_API_URL') or DEFAULT_API_URL,
-                api_key=params['mobb_api_key'] or environ.get('MOBB_API_KEY'),
-                validate_certs=params['mobb_validate_certs'], ca_path=params['mobb_ca_path'],
-                timeout=params['mobb_timeout'], retries=RETRIES, warn=warn,
-                # The connection check through Mobb's REST endpoint when given: a choice of the
-                # client, so read and verify ask the same way.
-                rest_url=params.get('mobb_rest_url'))
+            # The connection check through Mobb's REST endpoint when given: a choice of the
+            # client, so read and verify ask the same way.
+            mobb_client = MobbClient(warn=warn, rest_url=params.get('mobb_rest_url'), **mobb_params)
         except (GitLabModuleError, MobbError) as error:
             settings.problems.append(str(error))
             return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
 
         def token_client(value):
-            return connect(dict(gitlab_params, api_token=value))[0]
+            # The kept or a new token, never the manager's other credential kinds beside it.
+            return connect(dict(gitlab_params, api_token=value, api_oauth_token=None, api_job_token=None))[0]
 
         return cls(settings, gitlab_client, mobb_client, token_client, manager_token=credentials[0],
                    check_mode=check_mode, warn=warn)
+
+    def _owner_through(self, client):
+        """The kept token's owner (whose tokens, through which endpoints), read with ``client``."""
+        settings = self.settings
+        accounts = ServiceAccounts(client, settings.group) if settings.token_type == 'service_account' else None
+        return token_owner(client, settings.token_type, settings.user, settings.project, settings.group,
+                           settings.service_account, accounts)
 
     # ---- the run ----------------------------------------------------------------------
 
@@ -1059,7 +804,7 @@ class Rotation:
             return Outcome('stored' if stored_current else 'none')
         self._rotate(current, self_rotate=True)
         self._store_rotated()
-        self.retire(self.decision.duplicates, owner=token_owner(settings, self.token_client(self._new_value)))
+        self.retire(self.decision.duplicates, owner=self._owner_through(self.token_client(self._new_value)))
         return Outcome('rotated')
 
     def _check_self_token(self, current):

@@ -14,22 +14,23 @@ computes the twins of a whole play once and hands each token its messages (the a
 from __future__ import annotations
 
 import hashlib
-import os
 
-from ansible_collections.mobb.scm.plugins.module_utils.mobb import DEFAULT_API_URL
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import token_label, token_owner_name
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
+    resolved_options,
+    token_label,
+    token_owner_name,
+)
 from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
 
 
 def integration_of(options, environ=None):
     """(Mobb API URL, SHA-256 of the API key, scm URL) of the integration these action options
     feed, or None when they cannot name one (the action then refuses them on its own)."""
-    environ = os.environ if environ is None else environ
-    key = options.get('mobb_api_key') or environ.get('MOBB_API_KEY')
+    options = resolved_options(options, environ)
+    key = options['mobb_api_key']
     try:
-        scm_url = normalize_server_url(options.get('mobb_scm_url') or options.get('gitlab_url'), 'mobb_scm_url')
-        api_url = normalize_server_url(options.get('mobb_api_url') or environ.get('MOBB_API_URL') or DEFAULT_API_URL,
-                                       'mobb_api_url')
+        scm_url = normalize_server_url(options['mobb_scm_url'] or options['gitlab_url'], 'mobb_scm_url')
+        api_url = normalize_server_url(options['mobb_api_url'], 'mobb_api_url')
     except UrlError:
         return None
     if not key:
@@ -39,10 +40,10 @@ def integration_of(options, environ=None):
 
 def label_of(options):
     """The token's label, as the action's result names it."""
-    token_type = options.get('token_type') or 'personal'
-    owner = token_owner_name(token_type, options.get('user'), options.get('project'), options.get('group'),
-                             options.get('service_account'))
-    return token_label(token_type, owner, (options.get('token_name') or 'mobb-broker').strip())
+    options = resolved_options(options, {})
+    owner = token_owner_name(options['token_type'], options['user'], options['project'], options['group'],
+                             options['service_account'])
+    return token_label(options['token_type'], owner, options['token_name'].strip())
 
 
 def twin_messages(tokens, environ=None):

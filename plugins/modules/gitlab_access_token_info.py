@@ -144,8 +144,7 @@ access_tokens:
 """
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModule, GitLabModuleError
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
-    GroupTokens, PersonalTokens, ProjectTokens, info_view)
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import info_view, token_owner
 
 ARGUMENT_SPEC = dict(
     user=dict(type='str'),
@@ -156,22 +155,16 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def token_owner(client, params):
-    if params['project']:
-        return ProjectTokens(client, params['project'])
-    if params['group']:
-        return GroupTokens(client, params['group'])
-    return PersonalTokens(client, params['user'])
-
-
 def main():
     module = GitLabModule(argument_spec=ARGUMENT_SPEC,
                           mutually_exclusive=[('user', 'project', 'group')])
-    state = module.params['state']
+    params = module.params
+    state = params['state']
     try:
-        owner = token_owner(module.connect(), module.params)
+        token_type = 'project' if params['project'] else 'group' if params['group'] else 'personal'
+        owner = token_owner(module.connect(), token_type, params['user'], params['project'], params['group'])
         # GitLab's state=inactive counts a token expiring today as active; decide here.
-        tokens = owner.list_tokens(module.params['name'], active_only=state == 'active')
+        tokens = owner.list_tokens(params['name'], active_only=state == 'active')
         today = owner.client.today()
     except GitLabModuleError as error:
         module.fail_json(msg=str(error), exception=error.exception)

@@ -62,8 +62,21 @@ options:
         an Owner of O(group) (group service account); with O(service_account_create), creating a group service
         account also needs an administrator's token, or the instance setting
         C(allow_top_level_group_owners_to_create_service_accounts).
-      - Unset, E(GITLAB_TOKEN) from the controller's environment.
+      - When none of O(gitlab_api_token), O(gitlab_api_oauth_token) and O(gitlab_api_job_token) is set, the
+        first of E(GITLAB_TOKEN), E(GITLAB_OAUTH_TOKEN) and E(CI_JOB_TOKEN) set in the controller's environment,
+        as for the modules' O(mobb.scm.gitlab_personal_access_token#module:api_token).
+      - Unset, the C(api_token) of C(module_defaults) for C(group/mobb.scm.gitlab).
     type: str
+  gitlab_api_oauth_token:
+    description:
+      - An OAuth 2.0 access token that manages the kept token, instead of O(gitlab_api_token). Never logged.
+    type: str
+    version_added: 0.2.0
+  gitlab_api_job_token:
+    description:
+      - A GitLab CI/CD job token, instead of O(gitlab_api_token); GitLab lets job tokens reach few endpoints.
+    type: str
+    version_added: 0.2.0
   gitlab_validate_certs:
     description: Verify GitLab's TLS certificate.
     type: bool
@@ -75,14 +88,22 @@ options:
     description: Seconds to wait for each GitLab answer.
     type: int
     default: 30
+  gitlab_retries:
+    description:
+      - How many times a GitLab request that may be repeated (a read, a revoke) is retried after a rate limit
+        or a transient failure; never a token's creation or rotation.
+    type: int
+    default: 3
+    version_added: 0.2.0
   mobb_api_url:
     description:
-      - Mobb's GraphQL URL. Unset, E(MOBB_API_URL), else Mobb's SaaS, V(https://api.mobb.ai/v1/graphql).
+      - Mobb's GraphQL URL. Unset, E(MOBB_API_URL) from the controller's environment, else Mobb's SaaS.
     type: str
+    default: https://api.mobb.ai/v1/graphql
   mobb_api_key:
     description:
       - Mobb API key of a user with the Admin or Owner role in the organization whose GitLab Server integration
-        holds the token. Unset, E(MOBB_API_KEY).
+        holds the token. Unset, E(MOBB_API_KEY) from the controller's environment.
     type: str
   mobb_validate_certs:
     description: Verify Mobb's TLS certificate.
@@ -95,6 +116,13 @@ options:
     description: Seconds to wait for each Mobb answer.
     type: int
     default: 30
+  mobb_retries:
+    description:
+      - How many times a Mobb request is retried after a transient failure; a store of the token only when no
+        connection could be opened, which proves Mobb never saw it.
+    type: int
+    default: 3
+    version_added: 0.2.0
   mobb_rest_url:
     description:
       - Full URL of Mobb's REST endpoint that checks the SCM connection status (a Hasura REST endpoint under
@@ -301,6 +329,12 @@ notes:
     C(no_log) in Ansible itself); this action prints no secret of its own at any verbosity.
   - Environment variables (E(GITLAB_TOKEN), E(MOBB_API_KEY), E(MOBB_API_URL)) are read from the controller's
     environment, as AWX credential types inject them; the task keyword C(environment) does not apply.
+  - C(module_defaults) for C(group/mobb.scm.gitlab) and C(group/mobb.scm.mobb), the modules' action groups, reach
+    this action too, under its own names (C(api_url) of the gitlab group is O(gitlab_url), C(api_key) of the mobb
+    group is O(mobb_api_key), each other connection option takes the C(gitlab_) or C(mobb_) prefix), for every
+    connection option the task leaves unset or null; other options in them are for the modules and ignored here.
+    The action is in neither group itself, because both groups name their URL C(api_url) and Ansible merges a
+    task's group defaults by option name, which would give GitLab's URL to Mobb or Mobb's to GitLab.
 seealso:
   - module: mobb.scm.gitlab_personal_access_token
   - module: mobb.scm.mobb_integration
@@ -492,13 +526,13 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import ARGUMENT_SPEC
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import ARGUMENT_SPEC, MUTUALLY_EXCLUSIVE
 
 
 def main():
     # The action plugin of the same name does the work on the controller; this file gives
     # ansible-doc and the sanity tests the documentation and the argument spec.
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     module.fail_json(msg='mobb.scm.gitlab_server_token runs as an action on the controller; '
                          'this module file only documents it')
 

@@ -224,7 +224,7 @@ BAD_SETTINGS = {
         'gitlab_token_rotation_project)'),
     'threshold not below the lifetime': (
         {'gitlab_token_rotation_expires_in_days': 7, 'gitlab_token_rotation_rotate_before_days': 7},
-        'rotate_before_days (7) must be less than expires_in_days (7), or every run would replace the token'),
+        'expires_in_days (7), not more than rotate_before_days (7): a new token would be due for rotation at once'),
     'scopes without api': (
         {'gitlab_token_rotation_scopes': ['read_api']},
         'scopes ["read_api"] lack "api", which Mobb needs to open merge requests: add it'),
@@ -265,6 +265,35 @@ def test_bad_settings_fail_clearly_before_any_request(fleet, case):
     # ansible-core before 2.19 shows the message only inside the result's JSON, quotes escaped.
     assert message in run.output or json.dumps(message)[1:-1] in run.output, run.output[-3000:]
     assert fleet.gitlabs[0].requests() == [] and fleet.mobb.requests() == []
+
+
+def test_module_defaults_of_the_gitlab_and_mobb_groups_reach_the_action_under_the_role(fleet):
+    """The connection set once for a play, as for the modules; what the role is given still wins."""
+    key_variable = 'MOBB_TEST_GROUP_DEFAULTS_KEY'
+    plays = fleet.role_play(**dict(KINDS['project'], gitlab_token_rotation_gitlab_url=None,
+                                   gitlab_token_rotation_gitlab_api_token=None,
+                                   gitlab_token_rotation_mobb_api_url=None))
+    plays[0]['module_defaults'] = {
+        'group/mobb.scm.gitlab': {
+            'api_url': fleet.gitlabs[0].url, 'timeout': 20,
+            'api_token': fleet.connection_vars(0)['gitlab_token_rotation_gitlab_api_token'],
+            # An option of the token modules, not a connection option: the action ignores it.
+            'state': 'absent'},
+        'group/mobb.scm.mobb': {'api_url': fleet.mobb.graphql_url,
+                                'api_key': "{{ lookup('ansible.builtin.env', '%s') }}" % key_variable},
+    }
+    # The group's key wins over the environment's, as it does for the modules.
+    env = {key_variable: fleet.api_key, 'MOBB_API_KEY': 'not-a-mobb-key'}
+    first = fleet.run(plays, env=env)
+    assert first.rc == 0, first.output[-3000:]
+    assert only(first)['action'] == 'created'
+    assert_mobb_uses_the_one_active_token(fleet)
+
+    plays[0]['tasks'][0]['block'][0]['vars']['gitlab_token_rotation_gitlab_url'] = fleet.gitlabs[0].url
+    plays[0]['module_defaults']['group/mobb.scm.gitlab']['api_url'] = 'http://127.0.0.1:9'
+    again = fleet.run(plays, env=env)
+    assert again.rc == 0, again.output[-3000:]
+    assert only(again)['action'] == 'none' and fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
 
 
 def test_a_list_keeps_tokens_of_several_servers_and_one_failure_does_not_stop_the_others(

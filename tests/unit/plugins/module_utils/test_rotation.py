@@ -19,12 +19,8 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import USER_AGENT
-from ansible_collections.mobb.scm.plugins.module_utils.rotation import (
-    ARGUMENT_SPEC,
-    Rotation,
-    SettingsError,
-    settle_arguments,
-)
+from ansible_collections.mobb.scm.plugins.module_utils.rotation import Rotation
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import ARGUMENT_SPEC
 
 ADMIN = 'admin@acme.example'
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
@@ -65,8 +61,7 @@ class World:
 
     def rotation(self, check_mode=False, **options):
         warnings = []
-        rotation = Rotation.from_params(self.options(**options), check_mode=check_mode, warn=warnings.append,
-                                        environ={})
+        rotation = Rotation.from_params(self.options(**options), check_mode=check_mode, warn=warnings.append)
         rotation.warnings = warnings
         return rotation
 
@@ -148,7 +143,7 @@ def near_expiry(world):
 
 @pytest.mark.parametrize('options, message', [
     ({'token_type': 'project', 'project': None}, 'a project token needs its project (id or full path)'),
-    ({'expires_in_days': 7, 'rotate_before_days': 7}, 'rotate_before_days (7) must be less than expires_in_days (7)'),
+    ({'expires_in_days': 7, 'rotate_before_days': 7}, 'expires_in_days (7), not more than rotate_before_days (7)'),
     ({'scopes': ['read_api']}, 'scopes ["read_api"] lack "api"'),
     ({'scopes': ['api', 'read_user']}, 'GitLab does not give project tokens the "read_user" scope'),
     ({'access_level': 'reporter'}, 'access_level "reporter" is below developer'),
@@ -163,25 +158,6 @@ def test_outcome_invalid_settings_sends_nothing(world, options, message):
     assert outcome.name == 'invalid_settings' and result['failed'] and result['action'] == 'failed'
     assert message in outcome.msg and outcome.msg.endswith('Nothing was changed.')
     assert world.gitlab.requests() == [] and world.mobb.requests() == []
-
-
-def test_overrides_win_over_the_options_beside_them():
-    settled = settle_arguments({'gitlab_url': 'https://a', 'token_type': 'personal', 'user': 'bob',
-                                'overrides': {'token_type': 'project', 'project': 'x/y', 'user': None}})
-    assert settled == {'gitlab_url': 'https://a', 'token_type': 'project', 'user': 'bob', 'project': 'x/y'}
-    assert settle_arguments({'gitlab_url': 'https://a'}) == {'gitlab_url': 'https://a'}
-
-
-@pytest.mark.parametrize('overrides, message', [
-    ({'tokne_type': 'project'}, 'overrides (in the role, an item of gitlab_token_rotation_tokens): unknown '
-                                'option(s) tokne_type; it takes the options of mobb.scm.gitlab_server_token'),
-    ({'overrides': {}}, 'overrides (in the role, an item of gitlab_token_rotation_tokens): unknown option(s) '
-                        'overrides'),
-    (['project'], 'overrides must be a mapping'),
-])
-def test_overrides_are_checked(overrides, message):
-    with pytest.raises(SettingsError, match='^' + message.replace('(', r'\(').replace(')', r'\)')):
-        settle_arguments({'gitlab_url': 'https://a', 'overrides': overrides})
 
 
 @pytest.mark.parametrize('spelling', [
