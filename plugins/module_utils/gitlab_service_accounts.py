@@ -550,3 +550,120 @@ class Memberships:
             if level is None or level < membership.access_level:
                 short.append((membership, level))
         return short
+
+
+# ---- one account and its memberships, ensured --------------------------------------------
+
+class ServiceAccountSetup:
+    """Ensure one service account and its declared memberships, for gitlab_service_account and
+    for the rotation of a service account's token; it holds what the run found and did (in
+    check mode: would do), never a secret.
+
+    Another run may ensure the same account at the same time, and GitLab's answer to a write
+    may be lost: a create or membership write that fails while what it was to make is there
+    now has been done, by whoever did it, and the run goes on with it.
+    """
+
+    def __init__(self, accounts, username, name=None, check_mode=False, inherited=False):
+        self.accounts = accounts
+        self.username = username
+        self.name = name
+        self.check_mode = check_mode
+        # The rotation's need (inherited=True): the account reaches the declared level, directly or
+        # through a parent group. The module's: its direct membership has exactly that level.
+        self.inherited = inherited
+        self.memberships = []   # as declared, with their targets' ids once find_targets ran
+        self.targets = []       # their projects and groups, as find_targets found them
+        self.missing = False    # the read found no account
+        self.account = None     # the account, once known
+        self.created = False    # this run created it (in check mode: would)
+        self.renamed = False    # this run set its name (in check mode: would)
+        self.lacking = []       # (membership, its level or None), as find_lacking found them
+        self.added = []         # memberships this run gave it (in check mode: would give)
+        self.predicted = False  # check mode: created and added are what a run would do
+
+    def found(self, account):
+        """The account the read found, or None."""
+        self.account = account
+        self.missing = account is None
+
+    def find_targets(self, memberships, option='memberships'):
+        """Look up each declared membership's project or group once, before any write."""
+        self.memberships, self.targets = find_targets(self.accounts.client, memberships, option)
+
+    def find_lacking(self):
+        """The declared memberships the account does not hold: all of them for a missing
+        account, else one GET each."""
+        if self.missing:
+            self.lacking = [(membership, None) for membership in self.memberships]
+        else:
+            self.lacking = self._memberships().missing(self.memberships)
+        return self.lacking
+
+    def predict(self):
+        """Check mode: what a run would create and give, from find_lacking; no request."""
+        self.predicted = True
+        self.created = self.missing
+        self.added = [membership for membership, _level in self.lacking]
+
+    def create(self):
+        """Create the missing account (check mode: predict it, with no id yet). When the create
+        fails but the account is there now, that account is used; else the error is raised."""
+        if self.check_mode:
+            self.account = dict(id=None, username=self.username, name=self.name, email=None)
+            self.created = True
+            return self.account
+        try:
+            self.account = self.accounts.create(self.username, self.name)
+            self.created = True
+        except GitLabModuleError:
+            self.account = self._account_now()
+            if self.account is None:
+                raise
+        return self.account
+
+    def _account_now(self):
+        try:
+            return self.accounts.find(self.username)
+        except GitLabModuleError:
+            return None
+
+    def rename(self):
+        """Give the account the declared name when it has another (check mode: predict)."""
+        if self.name is None or self.name == self.account['name']:
+            return self.account
+        if self.check_mode:
+            self.account = dict(self.account, name=self.name)
+        else:
+            self.account = self.accounts.update(self.account, self.name)
+        self.renamed = True
+        return self.account
+
+    def give(self, membership):
+        """Give the account the membership's level (POST or PUT; check mode: predict);
+        returns ``(level before, level after)``. When the write fails but the account holds
+        the membership now, ``before`` is that level too: nothing was this run's to do."""
+        if self.account['id'] is None:
+            self.added.append(membership)
+            return None, membership.access_level
+        memberships = self._memberships()
+        try:
+            before, after = memberships.ensure(membership, self.check_mode)
+        except GitLabModuleError:
+            if self._lacks(memberships, membership):
+                raise
+            return membership.access_level, membership.access_level
+        if before != after:
+            self.added.append(membership)
+        return before, after
+
+    def _lacks(self, memberships, membership):
+        try:
+            if self.inherited:
+                return bool(memberships.missing([membership]))
+            return memberships.current(membership) != membership.access_level
+        except GitLabModuleError:
+            return True
+
+    def _memberships(self):
+        return Memberships(self.accounts.client, self.account['id'], self.account['username'])

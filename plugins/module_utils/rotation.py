@@ -46,10 +46,9 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
     token_owner,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
-    Memberships,
     ServiceAccounts,
+    ServiceAccountSetup,
     TargetsMissing,
-    find_targets,
     role_name,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
@@ -72,16 +71,9 @@ from ansible_collections.mobb.scm.plugins.module_utils.server_token_options impo
 SCM_TYPE = 'GitLab'
 
 
-class ServiceAccountSetup:
-    """What a run found and did about the service account of a service_account token; no secret."""
-
-    def __init__(self):
-        self.missing = False    # the read found no account
-        self.account = None     # the account, once known
-        self.created = False    # this run created it (in check mode: would)
-        self.lacking = []       # (membership, its current level or None), as the run found them
-        self.added = []         # memberships this run added (in check mode: would add)
-        self.predicted = False  # check mode: created and added are what a run would do
+class RotationAccountSetup(ServiceAccountSetup):
+    """The service account of a service_account token, ensured as the rotation needs it, and
+    how the rotation reports what it found and did; no secret."""
 
     def written(self):
         """What this run changed about the account, as a sentence ('' when nothing)."""
@@ -224,7 +216,10 @@ class Rotation:
         self.sleep = sleep
         self.warn = warn or (lambda message: None)
         self.owner = self._owner_through(gitlab_client) if gitlab_client is not None else None
-        self.account = ServiceAccountSetup() if settings.token_type == 'service_account' else None
+        self.account = None
+        if settings.token_type == 'service_account':
+            self.account = RotationAccountSetup(self.owner and self.owner.accounts, settings.service_account,
+                                                settings.service_account_name, check_mode, inherited=True)
         self.today = None
         self.tokens = []            # the active tokens with the name, as read
         self.decision = None
@@ -460,15 +455,12 @@ class Rotation:
         Each membership's project or group is looked up first, even in check mode: an unknown
         one stops the run before the account is created."""
         settings, setup = self.settings, self.account
-        memberships = self._find_targets()
-        if setup.missing:
-            setup.lacking = [(membership, None) for membership in memberships]
-        else:
-            try:
-                setup.lacking = self._memberships().missing(memberships)
-            except GitLabModuleError as error:
-                raise StepFailed(Outcome('read_failed', 'Could not read the memberships of %s (%s). Nothing was '
-                                         'changed%s' % (self.owner.label(), error, self._still_working())))
+        self._find_targets()
+        try:
+            setup.find_lacking()
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('read_failed', 'Could not read the memberships of %s (%s). Nothing was '
+                                     'changed%s' % (self.owner.label(), error, self._still_working())))
         if setup.lacking and not settings.service_account_create:
             raise StepFailed(Outcome('membership_missing', '%s lacks %s, which Mobb needs to reach them, so no token '
                                      'was issued. Nothing was changed%s Add the membership in GitLab (or with '
@@ -476,32 +468,24 @@ class Rotation:
                                      'the role, gitlab_token_rotation_service_account_create) to let the run add it.'
                                      % (self.owner.label(), self._lacking_text(), self._still_working())))
         if self.check_mode:
-            setup.predicted = True
-            setup.created = setup.missing
-            setup.added = [membership for membership, _level in setup.lacking]
+            setup.predict()
             if setup.lacking:
                 self.reasons.append('%s would be given %s' % (self.owner.label(), self._lacking_text()))
             return
         if setup.missing:
             self._create_account()
-        memberships = self._memberships()
         for membership, _level in setup.lacking:
             try:
-                memberships.ensure(membership, False)
+                setup.give(membership)
             except GitLabModuleError as error:
-                # An overlapping run may have added it meanwhile (GitLab's 409), or GitLab
-                # added it and its answer was lost: what counts is whether it is there now.
-                if not self._still_lacks(memberships, membership):
-                    continue
                 raise StepFailed(Outcome('account_setup_failed', 'Could not give %s %s (%s), so no token was issued%s'
                                          % (self.owner.label(), membership_label(membership), error,
                                             self._still_working())))
-            setup.added.append(membership)
 
     def _find_targets(self):
         """The declared memberships with the ids of their projects and groups."""
         try:
-            return find_targets(self.gitlab, self.settings.memberships, option='service_account_memberships')[0]
+            self.account.find_targets(self.settings.memberships, option='service_account_memberships')
         except TargetsMissing as error:
             raise StepFailed(Outcome('target_missing', '%s (in the role, gitlab_token_rotation_service_account_'
                                      'memberships). No token was issued; nothing was changed%s'
@@ -509,43 +493,20 @@ class Rotation:
         except GitLabModuleError as error:
             raise StepFailed(Outcome('read_failed', '%s. Nothing was changed%s' % (error, self._still_working())))
 
-    @staticmethod
-    def _still_lacks(memberships, membership):
-        try:
-            return bool(memberships.missing([membership]))
-        except GitLabModuleError:
-            return True
-
-    def _memberships(self):
-        return Memberships(self.gitlab, self.account.account['id'], self.account.account['username'])
-
     def _lacking_text(self):
         return '; '.join('%s (%s)' % (membership_label(membership),
                                       'not a member' if level is None else 'it has %s' % role_name(level))
                          for membership, level in self.account.lacking)
 
     def _create_account(self):
-        settings, setup = self.settings, self.account
         try:
-            setup.account = self.owner.accounts.create(settings.service_account, settings.service_account_name)
-            setup.created = True
+            self.account.create()
         except GitLabModuleError as error:
-            # An overlapping run may have created it since this run's read ("Username has
-            # already been taken"), or GitLab created it and its answer was lost: an account
-            # that is there now is the one to use, whoever made it.
-            setup.account = self._account_now()
-            if setup.account is None:
-                advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
-                raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
-                                         'Nothing else was changed%s'
-                                         % (self.owner.label(), error, advice, self._still_working())))
-        self.owner.found(setup.account)
-
-    def _account_now(self):
-        try:
-            return self.owner.accounts.find(self.settings.service_account)
-        except GitLabModuleError:
-            return None
+            advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
+            raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
+                                     'Nothing else was changed%s'
+                                     % (self.owner.label(), error, advice, self._still_working())))
+        self.owner.found(self.account.account)
 
     # ---- create_new: issue, store, verify, retire ---------------------------------------
 

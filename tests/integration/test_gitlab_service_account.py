@@ -3,11 +3,14 @@ against the local GitLab."""
 from __future__ import annotations
 
 import importlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
 from gitlab_plays import GitLabPlays, call, failure, requests_between, snapshot, writes
+from rotation_fleet import strike_while_held
 
 ACCOUNT = dict(username='mobb-bot', name='Mobb')
 MEMBERSHIPS = [{'project': 'acme/payments'}, {'group': 'acme/platform', 'access_level': 'maintainer'}]
@@ -133,6 +136,55 @@ def test_a_name_left_out_is_left_alone(plays, gitlab):
     run = plays.run([call('no name', 'service_account', username='MOBB-BOT')])
     assert run.task('no name')['changed'] is False and accounts(gitlab)['mobb-bot']['name'] == 'Kept'
     assert run.task('no name')['service_account']['name'] == 'Kept'
+
+
+# ---- another run at the same time ----------------------------------------------------------------
+
+HOLD = 1.5
+
+
+def while_held(gitlab, method, path, action):
+    """Start a thread that calls ``action()`` while GitLab holds this run's request (method, path)
+    for HOLD seconds, before serving it: another run's write lands just before this run's."""
+    gitlab.fault('delay', method=method, path=path + '$', seconds=HOLD)
+
+    def held(entry):
+        return (entry['method'], entry['path'], entry['fault']) == (method, path, 'delay')
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    strike = executor.submit(strike_while_held, gitlab.requests, held, HOLD, lambda _entry: action(), time.monotonic())
+    executor.shutdown(wait=False)
+    return strike
+
+
+def test_an_account_another_run_creates_meanwhile_is_used(plays, gitlab, seeded):
+    strike = while_held(gitlab, 'POST', '/api/v4/service_accounts',
+                        lambda: gitlab.seed(service_accounts=[{'username': 'mobb-bot', 'name': 'Mobb'}]))
+    task = plays.run([call('create', 'service_account', **ACCOUNT, memberships=MEMBERSHIPS)]).task('create')
+    strike.result()
+    assert not task.get('failed'), task.get('msg')
+    account = accounts(gitlab)['mobb-bot']
+    # The create refused (the username is taken), then the two memberships added to that account.
+    assert [(entry['method'], entry['status']) for entry in gitlab.writes()] == [
+        ('POST', 400), ('POST', 201), ('POST', 201)]
+    assert task['changed'] is True and task['service_account']['id'] == account['id']
+    assert len(accounts(gitlab)) == 1
+    assert levels(gitlab, 'mobb-bot') == {('project', 'acme/payments'): 30, ('group', 'acme/platform'): 40}
+
+
+def test_a_membership_another_run_adds_meanwhile_counts_as_there(plays, gitlab, seeded):
+    gitlab.seed(service_accounts=[{'username': 'mobb-bot', 'name': 'Mobb'}])
+    payments = ids(seeded)['acme/payments']
+    strike = while_held(gitlab, 'POST', f'/api/v4/projects/{payments}/members', lambda: gitlab.seed(
+        members=[{'username': 'mobb-bot', 'project': 'acme/payments', 'access_level': 30}]))
+    memberships = [{'project': 'acme/payments'}]
+    task = plays.run([call('add', 'service_account', **ACCOUNT, memberships=memberships)], diff=True).task('add')
+    strike.result()
+    assert not task.get('failed'), task.get('msg')
+    assert [(entry['method'], entry['status']) for entry in gitlab.writes()] == [('POST', 409)]
+    assert task['changed'] is False and task['diff']['before'] == task['diff']['after']
+    assert [(entry['path'], entry['role']) for entry in task['memberships']] == [('acme/payments', 'developer')]
+    assert levels(gitlab, 'mobb-bot') == {('project', 'acme/payments'): 30}
 
 
 # ---- purge ----------------------------------------------------------------------------------------
