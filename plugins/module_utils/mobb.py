@@ -51,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mobb.scm.plugins.module_utils import urls
+from ansible_collections.mobb.scm.plugins.module_utils.transport import causes, one_line, root_cause, transport_reason
 
 try:
     import requests
@@ -81,7 +82,6 @@ REFUSAL_CODES = ('access-denied', 'permission-error', 'validation-failed', 'pars
 # Reverse proxies in front of Mobb answer 200 with one of these pages while it restarts.
 PROXY_PAGE_PHRASES = ('bad gateway', 'gateway time-out', 'gateway timeout', 'service unavailable')
 FINGERPRINT_LENGTH = 12
-REDACTED = '********'
 MAX_DETAIL_LENGTH = 300
 
 MOBB_CONNECTION_ARGSPEC = dict(
@@ -261,17 +261,6 @@ def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
     }
 
 
-def _one_line(text, secrets):
-    text = urls.redact_text(' '.join(str(text).split()))
-    # Longest first: a secret that contains another is redacted whole.
-    for secret in sorted(secrets, key=lambda value: len(value or ''), reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    if len(text) > MAX_DETAIL_LENGTH:
-        text = text[:MAX_DETAIL_LENGTH] + '...'
-    return text
-
-
 class _RetryBudget:
     """The retries one call may spend, shared by urllib3's retries and the proxy-page loop."""
 
@@ -308,7 +297,7 @@ class _WarningRetry(Retry):
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if error is not None:
-            cause = _transport_reason(error)
+            cause = transport_reason(error)
         else:
             cause = ('HTTP %s %s' % (response.status, response.reason or '')).strip()
         self._budget.spend(cause)
@@ -318,34 +307,8 @@ class _WarningRetry(Retry):
         return self._budget.delay()
 
 
-def _causes(error):
-    """The error and the causes nested in requests' and urllib3's wrappers, outermost first."""
-    chain = [error]
-    for _depth in range(10):
-        inner = getattr(error, 'reason', None)
-        if not isinstance(inner, BaseException):
-            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
-        if inner is None:
-            break
-        error = inner
-        chain.append(error)
-    return chain
-
-
-def _innermost(error):
-    """The root cause inside requests' and urllib3's wrappers (MaxRetryError, ProtocolError, ...)."""
-    return _causes(error)[-1]
-
-
-def _transport_reason(error):
-    """The root cause of a transport error as one line, without the connection's repr."""
-    error = _innermost(error)
-    text = re.sub(r'^(<[\w.]+ object at 0x[0-9a-f]+>|[\w.]+\(host=[^)]*\)): ', '', str(error))
-    return ' '.join(text.split()) or type(error).__name__
-
-
 def _is_timeout(error):
-    inner = _innermost(error)
+    inner = root_cause(error)
     if isinstance(inner, urllib3.exceptions.NewConnectionError):
         return False
     return isinstance(error, requests.exceptions.Timeout) or isinstance(
@@ -360,7 +323,7 @@ def _never_sent(error):
     if isinstance(error, requests.exceptions.ProxyError):
         return True
     return any(isinstance(cause, (urllib3.exceptions.ConnectTimeoutError, ssl.SSLCertVerificationError))
-               for cause in _causes(error))
+               for cause in causes(error))
 
 
 def _is_mutation(document):
@@ -510,7 +473,7 @@ class MobbClient:
             me = self._require_me(me)
         status = (data.get('checkScmConnectionStatus') or {}).get('status')
         if errors:
-            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+            message = self._detail('; '.join(_error_message(error) for error in errors))
         else:
             message = _status_message(status, scm_url)
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
@@ -553,12 +516,12 @@ class MobbClient:
                 if code == 'access-denied':
                     raise self._graphql_error([error], REST_CHECK_OPERATION)
                 if code == 'validation-failed' or code in _REST_WRONG_ENDPOINT_CODES:
-                    detail = _one_line(_error_message(error), self._secrets)
+                    detail = self._detail(_error_message(error))
                     raise MobbSchemaMismatchError(
                         "the Mobb REST endpoint at %s refused the connection check (HTTP %d, %s: %s): rest_url must "
                         "be Mobb's REST endpoint that checks the SCM connection status (from Mobb's API docs), "
                         'which takes scmUrl' % (url, status, code, detail), code, request_id)
-            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+            message = self._detail('; '.join(_error_message(error) for error in errors))
             return {'connected': False, 'message': message}
         if status in TRANSIENT_STATUSES:
             raise MobbRequestError('Mobb REST endpoint at %s still answered HTTP %d after %d retries: try again later'
@@ -598,6 +561,10 @@ class MobbClient:
             for key in ('token', 'refreshToken'):
                 if isinstance(config, dict) and isinstance(config.get(key), str) and config[key]:
                     self._secrets.add(config[key])
+
+    def _detail(self, text):
+        """Words from Mobb (an error, a result) as a message may quote them: one line, no secret."""
+        return one_line(text, self._secrets, MAX_DETAIL_LENGTH)
 
     def _retry_policy(self, budget, mutation):
         """urllib3's retries for one POST, charged to the call's budget."""
@@ -692,7 +659,7 @@ class MobbClient:
         url = url or self.api_url
         option = 'api_url' if url == self.api_url else 'rest_url'
         after = ' after %d retries' % budget.used if budget.used else ''
-        reason = _transport_reason(exc)
+        reason = transport_reason(exc)
         if mutation and not _never_sent(exc):
             if _is_timeout(exc):
                 return self._unknown_outcome(operation, 'the Mobb API at %s did not answer %s within %s s'
@@ -723,7 +690,7 @@ class MobbClient:
         request_id = self.last_request_id
         first = errors[0] if isinstance(errors[0], dict) else {'message': str(errors[0])}
         code = _error_code(first)
-        detail = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+        detail = self._detail('; '.join(_error_message(error) for error in errors))
         if code == 'access-denied':
             return MobbAccessDeniedError(
                 'Mobb refused the API key (access-denied: %s): check api_key or MOBB_API_KEY, and that api_url '
@@ -751,7 +718,7 @@ class MobbClient:
         typename = result.get('__typename')
         if typename == success_type:
             return result
-        detail = _one_line(result.get('error') or 'no detail', self._secrets)
+        detail = self._detail(result.get('error') or 'no detail')
         if typename == 'BadScmCredentials':
             message = ('%s at %s rejected the token (BadScmCredentials: %s): check that it is active, not expired '
                        'and has scope api (a personal access token also needs read_user; a project or group token '
@@ -765,7 +732,7 @@ class MobbClient:
                        % (scm_type, detail))
         elif unknown_outcome:
             raise self._unknown_outcome(operation, 'Mobb answered %s with an unexpected result type %s'
-                                        % (operation, _one_line(typename, self._secrets)))
+                                        % (operation, self._detail(typename)))
         else:
             message = 'Mobb answered %s with an unexpected result type %s' % (operation, typename)
         raise MobbScmError(message, typename, self.last_request_id)
