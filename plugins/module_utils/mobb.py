@@ -784,3 +784,16 @@ class MobbModule(AnsibleModule):
             # Only the modules that take rest_url (mobb_connection_info) check through REST.
             rest_url=self.params.get('rest_url'),
         )
+
+
+def run_module(argument_spec, run, **options):
+    """A Mobb module's main(): a MobbModule for ``argument_spec`` and ``options``, then exit with
+    what ``run(module, client)`` returns; a MobbError fails the task with its one line."""
+    module = MobbModule(argument_spec=argument_spec, **options)
+    try:
+        with module.client() as client:
+            result = run(module, client)
+    except MobbError as exc:
+        module.fail_json(msg=str(exc), **exc.result_fields())
+    else:
+        module.exit_json(**result)

@@ -185,12 +185,12 @@ request_id:
 
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
     MobbError,
-    MobbModule,
     MobbOptionError,
     MobbUnknownOutcomeError,
     describe_scm_config,
     find_scm_config,
     normalize_scm_url,
+    run_module,
     token_fingerprint,
 )
 
@@ -273,8 +273,8 @@ def ensure_integration(module, client):
 
 
 def main():
-    module = MobbModule(
-        argument_spec=dict(
+    run_module(
+        dict(
             scm_url=dict(type='str', required=True),
             scm_type=dict(type='str', default='GitLab'),
             org=dict(type='str'),
@@ -282,16 +282,10 @@ def main():
             validate=dict(type='bool', default=True),
             state=dict(type='str', default='present', choices=['present']),
         ),
+        ensure_integration,
         required_if=[('state', 'present', ['token'])],
         supports_check_mode=True,
     )
-    try:
-        with module.client() as client:
-            result = ensure_integration(module, client)
-    except MobbError as exc:
-        module.fail_json(msg=str(exc), **exc.result_fields())
-    else:
-        module.exit_json(**result)
 
 
 if __name__ == '__main__':
