@@ -19,10 +19,10 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.mobb.scm.plugins.module_utils.transport import one_line, transport_reason
 from ansible_collections.mobb.scm.plugins.module_utils.urls import (
     UrlError,
     normalize_server_url,
-    redact_text,
     url_secrets,
 )
 
@@ -76,11 +76,6 @@ class GitLabModuleError(Exception):
         self.exception = exception
         # A write that got no clear answer: GitLab may have applied it.
         self.maybe_applied = maybe_applied
-
-
-def one_line(text):
-    """The text on one line, every URL in it redacted (urls.redact_url)."""
-    return redact_text(' '.join(str(text).split()))
 
 
 class GitLabModule(AnsibleModule):
@@ -272,27 +267,6 @@ def _error_detail(body):
     return data.get('error'), data.get('scope')
 
 
-def _root_cause(error):
-    """The innermost reason of a requests/urllib3 error, without object reprs."""
-    seen = set()
-    cause = error
-    while id(cause) not in seen:
-        seen.add(id(cause))
-        inner = getattr(cause, 'reason', None)
-        if not isinstance(inner, BaseException):
-            nested = [arg for arg in cause.args if isinstance(arg, BaseException)]
-            inner = nested[-1] if nested else None
-        if inner is None:
-            break
-        cause = inner
-    text = one_line(cause)
-    # urllib3 prefixes "<urllib3.connection.HTTPConnection object at 0x...>: " or
-    # "HTTPConnection(host='...', port=...): "; the URL is in the message already.
-    text = re.sub(r'^(<[^>]+>|\w*Connection\(host=[^)]*\)):\s*', '', text)
-    text = re.sub(r'\s*\(_ssl\.c:\d+\)', '', text)
-    return text.strip() or type(cause).__name__
-
-
 def describe_error(error, action, url, timeout, retries, hints=None, write=False):
     """One line: what could not be done, GitLab's (or the network's) reason, what to do."""
     hints = hints or {}
@@ -304,7 +278,7 @@ def describe_error(error, action, url, timeout, retries, hints=None, write=False
         return one_line(
             "%s: the TLS certificate of %s could not be verified (%s). Set ca_path to the CA "
             "file that signed GitLab's certificate (validate_certs=false only for test servers)"
-            % (lead, url, _root_cause(error)))
+            % (lead, url, transport_reason(error)))
     if isinstance(error, requests.exceptions.Timeout):
         advice = may_have_applied if write else 'raise timeout or check the network path to GitLab'
         tries = '' if write else ' after %d retries' % retries
@@ -314,9 +288,9 @@ def describe_error(error, action, url, timeout, retries, hints=None, write=False
         advice = may_have_applied if write else (
             'check api_url and that GitLab is reachable from the host running the module')
         return one_line('%s: no connection to GitLab at %s (%s); %s'
-                        % (lead, url, _root_cause(error), advice))
+                        % (lead, url, transport_reason(error), advice))
     if isinstance(error, requests.exceptions.RequestException):
-        return one_line('%s: the request to GitLab at %s failed (%s)' % (lead, url, _root_cause(error)))
+        return one_line('%s: the request to GitLab at %s failed (%s)' % (lead, url, transport_reason(error)))
     if isinstance(error, gitlab.exceptions.RedirectError):
         return one_line('%s: GitLab at %s redirected a write request, which would turn it into a '
                         'read; set api_url to the address it redirects to (https:// ?)' % (lead, url))

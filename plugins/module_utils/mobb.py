@@ -51,6 +51,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.mobb.scm.plugins.module_utils import urls
+from ansible_collections.mobb.scm.plugins.module_utils.mobb_errors import (
+    MobbAccessDeniedError,
+    MobbError,
+    MobbGraphQLError,
+    MobbOptionError,
+    MobbRequestError,
+    MobbSchemaMismatchError,
+    MobbScmError,
+    MobbUnknownOutcomeError,
+)
+from ansible_collections.mobb.scm.plugins.module_utils.mobb_queries import (
+    CONNECTION_STATUS_QUERY,
+    CONNECTION_STATUS_WITH_TOKENS_QUERY,
+    ME_QUERY,
+    ME_WITH_TOKENS_QUERY,
+    UPDATE_SCM_TOKEN_MUTATION,
+    VALIDATE_SCM_TOKEN_QUERY,
+)
+from ansible_collections.mobb.scm.plugins.module_utils.transport import causes, one_line, root_cause, transport_reason
 
 try:
     import requests
@@ -81,7 +100,6 @@ REFUSAL_CODES = ('access-denied', 'permission-error', 'validation-failed', 'pars
 # Reverse proxies in front of Mobb answer 200 with one of these pages while it restarts.
 PROXY_PAGE_PHRASES = ('bad gateway', 'gateway time-out', 'gateway timeout', 'service unavailable')
 FINGERPRINT_LENGTH = 12
-REDACTED = '********'
 MAX_DETAIL_LENGTH = 300
 
 MOBB_CONNECTION_ARGSPEC = dict(
@@ -92,99 +110,6 @@ MOBB_CONNECTION_ARGSPEC = dict(
     timeout=dict(type='int', default=30),
     retries=dict(type='int', default=3),
 )
-
-_SCM_CONFIG_FIELDS = 'id orgId scmType scmUrl scmOrg tokenLastUpdate isTokenAvailable'
-_BROKER_FIELDS = 'userOrganizationsAndUserOrganizationRoles { organization { brokerHosts { realDomain virtualDomain } } }'
-
-_ME_FIELDS = 'id email %s scmConfigs { %s }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
-# The stored token is selected only where a caller asks for it (with_tokens), to compare fingerprints.
-_ME_WITH_TOKENS_FIELDS = 'id email %s scmConfigs { %s token }' % (_BROKER_FIELDS, _SCM_CONFIG_FIELDS)
-ME_QUERY = 'query Me { me { %s } }' % _ME_FIELDS
-ME_WITH_TOKENS_QUERY = 'query Me { me { %s } }' % _ME_WITH_TOKENS_FIELDS
-
-
-def _connection_status_query(me_fields):
-    return ('query checkScmConnectionStatus($scmUrl: String!) {'
-            ' checkScmConnectionStatus(scmUrl: $scmUrl) { status } me { %s } }' % me_fields)
-
-
-# One request answers both "is it connected" and "what is stored" when Mobb returns partial
-# data; when the check fails and Mobb returns no data at all, ME_QUERY (or ME_WITH_TOKENS_QUERY) follows.
-CONNECTION_STATUS_QUERY = _connection_status_query(_ME_FIELDS)
-CONNECTION_STATUS_WITH_TOKENS_QUERY = _connection_status_query(_ME_WITH_TOKENS_FIELDS)
-
-VALIDATE_SCM_TOKEN_QUERY = (
-    'query validateScmToken($scmType: String!, $url: String!, $token: String!, $scmOrg: String) {'
-    ' validateScmToken(scmType: $scmType, url: $url, token: $token, scmOrg: $scmOrg) {'
-    ' __typename'
-    ' ... on ValidateScmTokenSuccess { status }'
-    ' ... on BadScmCredentials { status error scmType }'
-    ' ... on InvalidScmTypeError { status error } } }'
-)
-
-# The success branch selects only the id: the token Mobb echoes back is never needed.
-UPDATE_SCM_TOKEN_MUTATION = (
-    'mutation updateScmToken($scmType: String!, $url: String!, $token: String!, $org: String) {'
-    ' updateScmToken(scmType: $scmType, url: $url, token: $token, org: $org) {'
-    ' __typename'
-    ' ... on ScmAccessTokenUpdateSuccess { id }'
-    ' ... on InvalidScmTypeError { status error }'
-    ' ... on BadScmCredentials { status error scmType }'
-    ' ... on RepoUnreachableError { status error scmType } } }'
-)
-
-
-class MobbError(Exception):
-    """A failure talking to Mobb, described in one line that holds no secret."""
-
-    def __init__(self, message, request_id=None):
-        # The URLs it names (api_url, rest_url, an SCM URL) may carry a credential.
-        super().__init__(urls.redact_text(message))
-        self.request_id = request_id
-
-    def result_fields(self):
-        """Extra keys for fail_json beyond msg."""
-        return {'request_id': self.request_id} if self.request_id else {}
-
-
-class MobbOptionError(MobbError):
-    """An option value is unusable; nothing was sent to Mobb."""
-
-
-class MobbRequestError(MobbError):
-    """Mobb could not be reached or did not answer with GraphQL JSON."""
-
-
-class MobbUnknownOutcomeError(MobbRequestError):
-    """A mutation may have reached Mobb, but its answer was lost or unreadable.
-
-    Mobb may or may not have applied it; it was not retried. Read Mobb's state to find out.
-    """
-
-
-class MobbGraphQLError(MobbError):
-    """Mobb answered with GraphQL errors."""
-
-    def __init__(self, message, code=None, request_id=None):
-        super().__init__(message, request_id)
-        self.code = code
-
-
-class MobbAccessDeniedError(MobbGraphQLError):
-    """Mobb refused the API key (access-denied)."""
-
-
-class MobbSchemaMismatchError(MobbGraphQLError):
-    """Mobb rejected the collection's GraphQL document (validation-failed)."""
-
-
-class MobbScmError(MobbError):
-    """Mobb answered with an error member of a union result (BadScmCredentials, ...)."""
-
-    def __init__(self, message, typename, request_id=None):
-        super().__init__(message, request_id)
-        self.typename = typename
-
 
 def token_fingerprint(token):
     """First 12 hex characters of the token's SHA-256: enough to compare, useless to attack."""
@@ -261,17 +186,6 @@ def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
     }
 
 
-def _one_line(text, secrets):
-    text = urls.redact_text(' '.join(str(text).split()))
-    # Longest first: a secret that contains another is redacted whole.
-    for secret in sorted(secrets, key=lambda value: len(value or ''), reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    if len(text) > MAX_DETAIL_LENGTH:
-        text = text[:MAX_DETAIL_LENGTH] + '...'
-    return text
-
-
 class _RetryBudget:
     """The retries one call may spend, shared by urllib3's retries and the proxy-page loop."""
 
@@ -308,7 +222,7 @@ class _WarningRetry(Retry):
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if error is not None:
-            cause = _transport_reason(error)
+            cause = transport_reason(error)
         else:
             cause = ('HTTP %s %s' % (response.status, response.reason or '')).strip()
         self._budget.spend(cause)
@@ -318,34 +232,8 @@ class _WarningRetry(Retry):
         return self._budget.delay()
 
 
-def _causes(error):
-    """The error and the causes nested in requests' and urllib3's wrappers, outermost first."""
-    chain = [error]
-    for _depth in range(10):
-        inner = getattr(error, 'reason', None)
-        if not isinstance(inner, BaseException):
-            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
-        if inner is None:
-            break
-        error = inner
-        chain.append(error)
-    return chain
-
-
-def _innermost(error):
-    """The root cause inside requests' and urllib3's wrappers (MaxRetryError, ProtocolError, ...)."""
-    return _causes(error)[-1]
-
-
-def _transport_reason(error):
-    """The root cause of a transport error as one line, without the connection's repr."""
-    error = _innermost(error)
-    text = re.sub(r'^(<[\w.]+ object at 0x[0-9a-f]+>|[\w.]+\(host=[^)]*\)): ', '', str(error))
-    return ' '.join(text.split()) or type(error).__name__
-
-
 def _is_timeout(error):
-    inner = _innermost(error)
+    inner = root_cause(error)
     if isinstance(inner, urllib3.exceptions.NewConnectionError):
         return False
     return isinstance(error, requests.exceptions.Timeout) or isinstance(
@@ -360,7 +248,7 @@ def _never_sent(error):
     if isinstance(error, requests.exceptions.ProxyError):
         return True
     return any(isinstance(cause, (urllib3.exceptions.ConnectTimeoutError, ssl.SSLCertVerificationError))
-               for cause in _causes(error))
+               for cause in causes(error))
 
 
 def _is_mutation(document):
@@ -510,7 +398,7 @@ class MobbClient:
             me = self._require_me(me)
         status = (data.get('checkScmConnectionStatus') or {}).get('status')
         if errors:
-            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+            message = self._detail('; '.join(_error_message(error) for error in errors))
         else:
             message = _status_message(status, scm_url)
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
@@ -553,12 +441,12 @@ class MobbClient:
                 if code == 'access-denied':
                     raise self._graphql_error([error], REST_CHECK_OPERATION)
                 if code == 'validation-failed' or code in _REST_WRONG_ENDPOINT_CODES:
-                    detail = _one_line(_error_message(error), self._secrets)
+                    detail = self._detail(_error_message(error))
                     raise MobbSchemaMismatchError(
                         "the Mobb REST endpoint at %s refused the connection check (HTTP %d, %s: %s): rest_url must "
                         "be Mobb's REST endpoint that checks the SCM connection status (from Mobb's API docs), "
                         'which takes scmUrl' % (url, status, code, detail), code, request_id)
-            message = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+            message = self._detail('; '.join(_error_message(error) for error in errors))
             return {'connected': False, 'message': message}
         if status in TRANSIENT_STATUSES:
             raise MobbRequestError('Mobb REST endpoint at %s still answered HTTP %d after %d retries: try again later'
@@ -598,6 +486,10 @@ class MobbClient:
             for key in ('token', 'refreshToken'):
                 if isinstance(config, dict) and isinstance(config.get(key), str) and config[key]:
                     self._secrets.add(config[key])
+
+    def _detail(self, text):
+        """Words from Mobb (an error, a result) as a message may quote them: one line, no secret."""
+        return one_line(text, self._secrets, MAX_DETAIL_LENGTH)
 
     def _retry_policy(self, budget, mutation):
         """urllib3's retries for one POST, charged to the call's budget."""
@@ -692,7 +584,7 @@ class MobbClient:
         url = url or self.api_url
         option = 'api_url' if url == self.api_url else 'rest_url'
         after = ' after %d retries' % budget.used if budget.used else ''
-        reason = _transport_reason(exc)
+        reason = transport_reason(exc)
         if mutation and not _never_sent(exc):
             if _is_timeout(exc):
                 return self._unknown_outcome(operation, 'the Mobb API at %s did not answer %s within %s s'
@@ -723,7 +615,7 @@ class MobbClient:
         request_id = self.last_request_id
         first = errors[0] if isinstance(errors[0], dict) else {'message': str(errors[0])}
         code = _error_code(first)
-        detail = _one_line('; '.join(_error_message(error) for error in errors), self._secrets)
+        detail = self._detail('; '.join(_error_message(error) for error in errors))
         if code == 'access-denied':
             return MobbAccessDeniedError(
                 'Mobb refused the API key (access-denied: %s): check api_key or MOBB_API_KEY, and that api_url '
@@ -751,7 +643,7 @@ class MobbClient:
         typename = result.get('__typename')
         if typename == success_type:
             return result
-        detail = _one_line(result.get('error') or 'no detail', self._secrets)
+        detail = self._detail(result.get('error') or 'no detail')
         if typename == 'BadScmCredentials':
             message = ('%s at %s rejected the token (BadScmCredentials: %s): check that it is active, not expired '
                        'and has scope api (a personal access token also needs read_user; a project or group token '
@@ -765,7 +657,7 @@ class MobbClient:
                        % (scm_type, detail))
         elif unknown_outcome:
             raise self._unknown_outcome(operation, 'Mobb answered %s with an unexpected result type %s'
-                                        % (operation, _one_line(typename, self._secrets)))
+                                        % (operation, self._detail(typename)))
         else:
             message = 'Mobb answered %s with an unexpected result type %s' % (operation, typename)
         raise MobbScmError(message, typename, self.last_request_id)
@@ -817,3 +709,16 @@ class MobbModule(AnsibleModule):
             # Only the modules that take rest_url (mobb_connection_info) check through REST.
             rest_url=self.params.get('rest_url'),
         )
+
+
+def run_module(argument_spec, run, **options):
+    """A Mobb module's main(): a MobbModule for ``argument_spec`` and ``options``, then exit with
+    what ``run(module, client)`` returns; a MobbError fails the task with its one line."""
+    module = MobbModule(argument_spec=argument_spec, **options)
+    try:
+        with module.client() as client:
+            result = run(module, client)
+    except MobbError as exc:
+        module.fail_json(msg=str(exc), **exc.result_fields())
+    else:
+        module.exit_json(**result)

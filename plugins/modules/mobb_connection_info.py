@@ -146,11 +146,10 @@ request_id:
 """
 
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
-    MobbError,
-    MobbModule,
     broker_host_for,
     find_scm_config,
     normalize_scm_url,
+    run_module,
 )
 
 
@@ -175,21 +174,15 @@ def connection_info(module, client):
 
 
 def main():
-    module = MobbModule(
-        argument_spec=dict(
+    run_module(
+        dict(
             scm_url=dict(type='str', required=True),
             scm_type=dict(type='str', default='GitLab'),
             rest_url=dict(type='str'),
         ),
+        connection_info,
         supports_check_mode=True,
     )
-    try:
-        with module.client() as client:
-            result = connection_info(module, client)
-    except MobbError as exc:
-        module.fail_json(msg=str(exc), **exc.result_fields())
-    else:
-        module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -183,98 +183,13 @@ request_id:
   sample: 0b6d6d3e-3f62-4f61-8a6c-5bd6a1c2e9f4
 """
 
-from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
-    MobbError,
-    MobbModule,
-    MobbOptionError,
-    MobbUnknownOutcomeError,
-    describe_scm_config,
-    find_scm_config,
-    normalize_scm_url,
-    token_fingerprint,
-)
-
-UNKNOWN_FINGERPRINT = 'unknown'
-
-
-def _check_token(token):
-    if not token.strip():
-        raise MobbOptionError('token is empty: give the GitLab access token to store')
-    if any(character.isspace() for character in token):
-        raise MobbOptionError('token contains whitespace (a trailing newline from a file lookup?): strip it')
-
-
-def _stored_fingerprint(config):
-    """Fingerprint of the token Mobb holds: None when none, UNKNOWN when Mobb hides it."""
-    if not config or not config.get('isTokenAvailable'):
-        return None
-    if config.get('token') is None:
-        return UNKNOWN_FINGERPRINT
-    return token_fingerprint(config['token'])
-
-
-def _diff_view(scm_config):
-    return {key: scm_config[key] for key in ('scm_type', 'scm_url', 'org', 'token_fingerprint')}
-
-
-def ensure_integration(module, client):
-    params = module.params
-    scm_type = params['scm_type']
-    org = params['org'] or None
-    token = params['token']
-    wanted_url = normalize_scm_url(params['scm_url'])
-    _check_token(token)
-    wanted = token_fingerprint(token)
-
-    matches = find_scm_config(client.me(with_tokens=True).get('scmConfigs'), scm_type, params['scm_url'], org)
-    config = matches[0] if matches else None
-    if len(matches) > 1:
-        module.warn('Mobb holds %d integrations for %s; using %s' % (len(matches), wanted_url, config.get('id')))
-    # Write to the record Mobb already has, spelt as Mobb stored it, so no duplicate appears.
-    scm_url = config['scmUrl'] if config else wanted_url
-    stored = _stored_fingerprint(config)
-    before = describe_scm_config(config, scm_type, scm_url, org, stored)
-    result = {'changed': False, 'written': False}
-
-    if stored == wanted:
-        result['scm_config'] = before
-        result['diff'] = {'before': _diff_view(before), 'after': _diff_view(before)}
-        return result
-
-    if stored == UNKNOWN_FINGERPRINT:
-        module.warn('Mobb does not return the token it holds for %s, so it cannot be compared: the token is '
-                    'written and the task reports changed on every run' % scm_url)
-    if params['validate']:
-        client.validate_scm_token(scm_type, scm_url, token, org)
-
-    after = dict(before, is_token_available=True, token_fingerprint=wanted)
-    result.update(changed=True, scm_config=after, diff={'before': _diff_view(before), 'after': _diff_view(after)})
-    if module.check_mode:
-        return result
-
-    try:
-        config_id = client.update_scm_token(scm_type, scm_url, token, org)
-    except MobbUnknownOutcomeError as exc:
-        raise MobbUnknownOutcomeError(
-            '%s. Mobb may hold the new token now: run the task again, it reads what Mobb holds first and '
-            'stores the token only if Mobb does not hold it' % exc, exc.request_id) from exc
-    result['written'] = True
-    try:
-        configs = client.me().get('scmConfigs') or []
-    except MobbError as exc:
-        raise MobbError('the token was stored in Mobb, but reading the integration back failed: %s' % exc,
-                        exc.request_id) from exc
-    stored_config = next((item for item in configs if item and item.get('id') == config_id), None)
-    if stored_config is None:
-        result['scm_config'] = dict(after, id=config_id)
-    else:
-        result['scm_config'] = describe_scm_config(stored_config, scm_type, scm_url, org, wanted)
-    return result
+from ansible_collections.mobb.scm.plugins.module_utils.mobb import run_module
+from ansible_collections.mobb.scm.plugins.module_utils.mobb_integrations import ensure_integration
 
 
 def main():
-    module = MobbModule(
-        argument_spec=dict(
+    run_module(
+        dict(
             scm_url=dict(type='str', required=True),
             scm_type=dict(type='str', default='GitLab'),
             org=dict(type='str'),
@@ -282,16 +197,10 @@ def main():
             validate=dict(type='bool', default=True),
             state=dict(type='str', default='present', choices=['present']),
         ),
+        ensure_integration,
         required_if=[('state', 'present', ['token'])],
         supports_check_mode=True,
     )
-    try:
-        with module.client() as client:
-            result = ensure_integration(module, client)
-    except MobbError as exc:
-        module.fail_json(msg=str(exc), **exc.result_fields())
-    else:
-        module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""The token_metrics filter (plugins/filter/token_report.py), parsed as Prometheus parses it:
+"""The token_metrics filter (plugins/filter/rotation_results.py), parsed as Prometheus parses it:
 with prometheus_client's OpenMetrics parser, and with its Prometheus text parser (what
 node_exporter's textfile collector reads)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as prometheus_text_families
 
-from ansible_collections.mobb.scm.plugins.filter.token_report import token_metrics
+from ansible_collections.mobb.scm.plugins.filter.rotation_results import token_metrics
 
 GENERATED = '2026-05-01T06:00:00Z'
 GENERATED_EPOCH = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.timezone.utc).timestamp()

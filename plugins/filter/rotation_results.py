@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: mobb.scm contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn the results of mobb.scm.gitlab_server_token into the role's results and reports."""
+"""Filters that turn the results of mobb.scm.gitlab_server_token into the role's results fact
+(token_results), its set_stats data (token_stats) and the reports and metrics made from them."""
 
 from __future__ import annotations
 

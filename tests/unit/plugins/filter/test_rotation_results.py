@@ -1,7 +1,7 @@
-"""The role's results and reports (plugins/filter/token_report.py)."""
+"""The role's results and reports (plugins/filter/rotation_results.py)."""
 from __future__ import annotations
 
-from ansible_collections.mobb.scm.plugins.filter.token_report import (
+from ansible_collections.mobb.scm.plugins.filter.rotation_results import (
     token_problems,
     token_report,
     token_report_markdown,
