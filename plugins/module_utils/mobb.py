@@ -111,6 +111,7 @@ MOBB_CONNECTION_ARGSPEC = dict(
     retries=dict(type='int', default=3),
 )
 
+
 def token_fingerprint(token):
     """First 12 hex characters of the token's SHA-256: enough to compare, useless to attack."""
     if token is None:
