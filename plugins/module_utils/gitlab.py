@@ -71,11 +71,13 @@ _HTML_TITLE = re.compile(r'<title[^>]*>(.*?)</title>', re.IGNORECASE | re.DOTALL
 class GitLabModuleError(Exception):
     """A failure to report as the module's one-line ``msg``."""
 
-    def __init__(self, message, exception=None, maybe_applied=False):
+    def __init__(self, message, exception=None, maybe_applied=False, status=None):
         super().__init__(one_line(message))
         self.exception = exception
         # A write that got no clear answer: GitLab may have applied it.
         self.maybe_applied = maybe_applied
+        # The HTTP status GitLab answered with; None when no answer came.
+        self.status = status
 
 
 class GitLabModule(AnsibleModule):
@@ -203,7 +205,8 @@ class GitLabClient(_GitlabBase):
         except (gitlab.exceptions.GitlabError, requests.exceptions.RequestException) as error:
             raise GitLabModuleError(describe_error(
                 error, action, url=self.url, timeout=self.timeout, retries=self.retries,
-                hints=hints, write=write), maybe_applied=write and _unanswered(error)) from None
+                hints=hints, write=write), maybe_applied=write and _unanswered(error),
+                status=getattr(error, 'response_code', None)) from None
 
 
 def _unanswered(error):

@@ -239,6 +239,20 @@ def diff_view(token, with_access_level, active=True):
     return view
 
 
+def token_itself(client):
+    """GitLab's record of the token ``client`` authenticates with (GET
+    /personal_access_tokens/self, which answers for every kind of access token), or None
+    when GitLab refuses that token: revoked, expired or unknown. GitLabModuleError when
+    GitLab does not say."""
+    try:
+        with client.errors('read the token itself (/personal_access_tokens/self)'):
+            return client.personal_access_tokens.get('self').asdict()
+    except GitLabModuleError as error:
+        if error.status == 401:
+            return None
+        raise
+
+
 def info_view(token, today, with_access_level):
     view = dict(
         id=token.get('id'), name=token.get('name'), description=token.get('description'),

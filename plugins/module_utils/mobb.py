@@ -173,6 +173,41 @@ def broker_host_for(me, scm_url):
     return None
 
 
+class MobbHolding:
+    """What Mobb holds for one SCM server, from one connection_status(with_tokens=True)
+    answer: never the token itself, only its fingerprint until take_value() hands the value
+    over once (to be shown to GitLab, then dropped)."""
+
+    def __init__(self, status, scm_type, scm_url):
+        configs = find_scm_config(status['me'].get('scmConfigs'), scm_type, scm_url)
+        config = configs[0] if configs else {}
+        self.connected = bool(status['connected'])
+        self.message = status['message']
+        self.stored = bool(config.get('isTokenAvailable'))
+        self.last_update = config.get('tokenLastUpdate')
+        value = config.get('token') if self.stored else None
+        self.fingerprint = token_fingerprint(value)
+        self._value = value
+        self.brokered = broker_host_for(status['me'], scm_url) is not None
+        # managed | other | dead | unproven | none: which token it is, once GitLab was asked.
+        self.identity = 'unproven' if self.stored else 'none'
+        self.token = None
+        self.note = None
+        if self.stored and not value:
+            self.note = 'Mobb does not return the stored token, so which token it holds is unproven'
+
+    def take_value(self):
+        value, self._value = self._value, None
+        return value
+
+    def view(self):
+        """Which token Mobb holds, never its value."""
+        token = self.token or {}
+        return dict(identity=self.identity, fingerprint=self.fingerprint, token_last_update=self.last_update,
+                    token_id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
+                    days_left=token.get('days_left'), scopes=token.get('scopes'), note=self.note)
+
+
 def describe_scm_config(config, scm_type, scm_url, org, fingerprint):
     """The scm_config return value: Mobb's record in snake_case, a fingerprint for the token."""
     config = config or {}

@@ -3,12 +3,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The safe rotation of the GitLab token Mobb holds for one GitLab server, in one process.
 
-``Settings`` checks one token's settings before any request; ``Rotation`` reads GitLab
-and Mobb, plans with the token modules' own ``decide()``, and (mode rotate) issues the
-new token, stores it in Mobb, verifies, and revokes the old ones; ``Outcome`` is what
-happened, named, with a message that says what still works. The new token's value lives
-only in ``Rotation._new_value`` for the length of one run and is never part of an
-Outcome. Every network answer may be lost, every run may overlap another one:
+``Rotation`` runs the protocol for one token's settings (server_token_options.Settings,
+checked before any request): it reads GitLab and Mobb (rotation_read.ServerReader), plans
+with the token modules' own ``decide()``, and (mode rotate) issues the new token, stores it
+in Mobb, verifies, and revokes the old ones; ``InPlaceRotation`` is the same protocol when
+GitLab revokes the old token as it issues the new one (rotation_method rotate, self_rotate).
+The run ends in a rotation_report.Outcome, with a message that says what still works. The
+new token's value lives only in ``Rotation._new_value`` for the length of one run and is
+never part of an Outcome. Every network answer may be lost, every run may overlap another one:
 
 - a store whose answer was lost (MobbUnknownOutcomeError) may still land, so it is never
   retried and never a reason to revoke the new token;
@@ -20,7 +22,7 @@ Outcome. Every network answer may be lost, every run may overlap another one:
 - tokens another run may have in flight (issued after this run's read) are never revoked
   by this run; the next run revokes what is left;
 - after a failure, what the message (and the result) says is active, revoked or in Mobb
-  comes from GitLab and Mobb read again then (``Rotation._read_again``), never from this
+  comes from GitLab and Mobb read again then (``ServerReader.again``), never from this
   run's earlier read; a new token that Mobb refused because it was revoked meanwhile (an
   overlapping run retired it) is not this run's to roll back, and when Mobb connects with
   a token stored since this run's read, the run was overtaken (``superseded``), not failed.
@@ -30,172 +32,26 @@ from __future__ import annotations
 
 import time
 
-try:
-    import gitlab
-    import requests
-except ImportError:
-    pass  # the action reports the missing library before building a Rotation
-
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError, connect
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
-    ServiceAccountMissing,
-    days_left,
-    decide,
-    is_active,
-    new_expiry,
-    token_owner,
-)
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts import (
-    ServiceAccounts,
-    ServiceAccountSetup,
-    TargetsMissing,
-    role_name,
-)
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModuleError
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import new_expiry
 from ansible_collections.mobb.scm.plugins.module_utils.mobb import (
-    MobbClient,
     MobbError,
     MobbUnknownOutcomeError,
-    broker_host_for,
-    find_scm_config,
     token_fingerprint,
 )
+from ansible_collections.mobb.scm.plugins.module_utils.rotation_account import RotationAccountSetup
+from ansible_collections.mobb.scm.plugins.module_utils.rotation_read import SCM_TYPE, ServerReader, token_owner_for
+from ansible_collections.mobb.scm.plugins.module_utils.rotation_report import (
+    Outcome,
+    StepFailed,
+    task_diff,
+    task_result,
+)
 from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
-    DESCRIPTION,
-    GITLAB_NAMES,
-    MOBB_NAMES,
     Settings,
     SettingsError,
-    membership_label,
+    connections,
 )
-
-SCM_TYPE = 'GitLab'
-
-
-class RotationAccountSetup(ServiceAccountSetup):
-    """The service account of a service_account token, ensured as the rotation needs it, and
-    how the rotation reports what it found and did; no secret."""
-
-    def written(self):
-        """What this run changed about the account, as a sentence ('' when nothing)."""
-        if self.predicted:
-            return ''
-        done = []
-        if self.created and self.account:
-            done.append("created service account '%s' (id %s)" % (self.account['username'], self.account['id']))
-        if self.added:
-            done.append('gave it %s' % ', '.join(membership_label(membership) for membership in self.added))
-        return ('This run %s, which stays.' % ' and '.join(done)) if done else ''
-
-    def view(self, settings):
-        """The result's ``service_account``."""
-        levels = dict(self.lacking)
-        return dict(username=settings.service_account, group=settings.group,
-                    id=self.account['id'] if self.account else None, created=self.created,
-                    memberships_added=[{membership.kind: membership.ref, 'access_level': membership.access_level,
-                                        'previous_access_level': levels.get(membership)}
-                                       for membership in self.added])
-
-
-class StepFailed(Exception):
-    """Ends the run with this outcome."""
-
-    def __init__(self, outcome):
-        super().__init__(outcome.msg)
-        self.outcome = outcome
-
-
-class Outcome:
-    """What a run did, named. ``failed`` outcomes carry a message saying what still works."""
-
-    # name -> (action reported, failed)
-    NAMES = {
-        'none': ('none', False),
-        'created': ('created', False),
-        'rotated': ('rotated', False),
-        'stored': ('stored', False),
-        'retired': ('retired', False),
-        'superseded': ('superseded', False),
-        'would_create': ('would_create', False),
-        'would_rotate': ('would_rotate', False),
-        'would_store': ('would_store', False),
-        'would_retire': ('would_retire', False),
-        'ok': ('ok', False),
-        'problem': ('problem', False),
-        'invalid_settings': ('failed', True),
-        'read_failed': ('failed', True),
-        'blocked': ('failed', True),
-        'issue_refused': ('failed', True),
-        'issue_unknown': ('failed', True),
-        'store_refused': ('failed', True),
-        'rollback_failed': ('failed', True),
-        'store_unknown': ('failed', True),
-        'verify_failed': ('failed', True),
-        'retire_failed': ('failed', True),
-        'in_place_store_failed': ('failed', True),
-        'in_place_verify_failed': ('failed', True),
-        'rotate_unknown': ('failed', True),
-        'preflight_failed': ('failed', True),
-        'account_missing': ('failed', True),
-        'membership_missing': ('failed', True),
-        'account_setup_failed': ('failed', True),
-        'target_missing': ('failed', True),
-    }
-
-    def __init__(self, name, msg=''):
-        if name not in self.NAMES:
-            raise ValueError('unknown outcome %r' % name)
-        self.name = name
-        self.action, self.failed = self.NAMES[name]
-        self.msg = msg
-
-
-class ReadAgain:
-    """GitLab's active tokens with the name and Mobb's answer, read again after a failure;
-    ``tokens`` or ``holding`` is None when that side did not answer (its error beside it)."""
-
-    def __init__(self):
-        self.tokens = None
-        self.gitlab_error = None
-        self.holding = None
-        self.mobb_error = None
-
-    def active(self, token_id):
-        """True, False, or None when GitLab did not answer."""
-        return None if self.tokens is None else any(token['id'] == token_id for token in self.tokens)
-
-
-class MobbHolding:
-    """What Mobb holds for the server, from one answer: never the token itself."""
-
-    def __init__(self, status, scm_url):
-        configs = find_scm_config(status['me'].get('scmConfigs'), SCM_TYPE, scm_url)
-        config = configs[0] if configs else {}
-        self.connected = bool(status['connected'])
-        self.message = status['message']
-        self.stored = bool(config.get('isTokenAvailable'))
-        self.last_update = config.get('tokenLastUpdate')
-        value = config.get('token') if self.stored else None
-        self.fingerprint = token_fingerprint(value)
-        # The value is handed once to Rotation._identify, then dropped.
-        self._value = value
-        self.brokered = broker_host_for(status['me'], scm_url) is not None
-        # managed | other | dead | unproven | none (set by Rotation._identify)
-        self.identity = 'unproven' if self.stored else 'none'
-        self.token = None
-        self.note = None
-        if self.stored and not value:
-            self.note = 'Mobb does not return the stored token, so which token it holds is unproven'
-
-    def take_value(self):
-        value, self._value = self._value, None
-        return value
-
-    def view(self):
-        """The result's ``mobb_token``: which token Mobb holds, never its value."""
-        token = self.token or {}
-        return dict(identity=self.identity, fingerprint=self.fingerprint, token_last_update=self.last_update,
-                    token_id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
-                    days_left=token.get('days_left'), scopes=token.get('scopes'), note=self.note)
 
 
 class Rotation:
@@ -208,18 +64,18 @@ class Rotation:
         settings. ``manager_token`` is the value of ``gitlab_client``'s credential, needed
         only by self_rotate, which stores it in Mobb before rotating it."""
         self.settings = settings
-        self.gitlab = gitlab_client
         self.mobb = mobb_client
         self.token_client = token_client_factory
         self._manager_token = manager_token
         self.check_mode = check_mode
         self.sleep = sleep
         self.warn = warn or (lambda message: None)
-        self.owner = self._owner_through(gitlab_client) if gitlab_client is not None else None
+        self.owner = token_owner_for(settings, gitlab_client) if gitlab_client is not None else None
         self.account = None
         if settings.token_type == 'service_account':
             self.account = RotationAccountSetup(self.owner and self.owner.accounts, settings.service_account,
                                                 settings.service_account_name, check_mode, inherited=True)
+        self.reader = ServerReader(settings, self.owner, mobb_client, token_client_factory, self.account)
         self.today = None
         self.tokens = []            # the active tokens with the name, as read
         self.decision = None
@@ -239,36 +95,20 @@ class Rotation:
     @classmethod
     def from_params(cls, params, check_mode=False, warn=None):
         """The rotation for ``params`` validated against server_token_options.ARGUMENT_SPEC
-        (environment fallbacks applied), with its GitLab and Mobb clients, built as the
-        modules build theirs. Unusable settings build no client: run() reports them."""
+        (environment fallbacks applied), with its clients (server_token_options.connections):
+        an InPlaceRotation when GitLab revokes the old token as it issues the new one.
+        Unusable settings build no client: run() reports them."""
         settings = Settings(params)
-        if settings.problems:
-            return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
-        gitlab_params = {name: params[option] for option, name in GITLAB_NAMES.items()}
-        gitlab_params['api_url'] = settings.gitlab_url
-        mobb_params = {name: params[option] for option, name in MOBB_NAMES.items()}
-        try:
-            gitlab_client, credentials = connect(gitlab_params)
-            # The connection check through Mobb's REST endpoint when given: a choice of the
-            # client, so read and verify ask the same way.
-            mobb_client = MobbClient(warn=warn, rest_url=params.get('mobb_rest_url'), **mobb_params)
-        except (GitLabModuleError, MobbError) as error:
-            settings.problems.append(str(error))
-            return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
-
-        def token_client(value):
-            # The kept or a new token, never the manager's other credential kinds beside it.
-            return connect(dict(gitlab_params, api_token=value, api_oauth_token=None, api_job_token=None))[0]
-
-        return cls(settings, gitlab_client, mobb_client, token_client, manager_token=credentials[0],
-                   check_mode=check_mode, warn=warn)
-
-    def _owner_through(self, client):
-        """The kept token's owner (whose tokens, through which endpoints), read with ``client``."""
-        settings = self.settings
-        accounts = ServiceAccounts(client, settings.group) if settings.token_type == 'service_account' else None
-        return token_owner(client, settings.token_type, settings.user, settings.project, settings.group,
-                           settings.service_account, accounts)
+        if not settings.problems:
+            try:
+                gitlab_client, mobb_client, token_client, manager_token = connections(params, settings.gitlab_url, warn)
+            except (GitLabModuleError, MobbError) as error:
+                settings.problems.append(str(error))
+            else:
+                kind = InPlaceRotation if settings.rotation_method in ('rotate', 'self_rotate') else cls
+                return kind(settings, gitlab_client, mobb_client, token_client, manager_token=manager_token,
+                            check_mode=check_mode, warn=warn)
+        return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
 
     # ---- the run ----------------------------------------------------------------------
 
@@ -302,12 +142,8 @@ class Rotation:
                 self.retire(self.decision.duplicates)
                 yield 'retire'
                 self.outcome = Outcome('retired')
-            elif self.settings.rotation_method == 'self_rotate':
-                self.outcome = self.self_rotate(plan)
-            elif self.settings.rotation_method == 'rotate' and plan == 'rotate':
-                self.outcome = self.rotate_in_place()
             else:
-                yield from self.create_new(plan)
+                yield from self.replace(plan)
         except SettingsError as error:
             self.outcome = Outcome('invalid_settings', str(error))
         except StepFailed as failure:
@@ -323,99 +159,21 @@ class Rotation:
     def read(self):
         """GitLab's active tokens with the name; Mobb's state, and which token it holds."""
         try:
-            tokens = self._list_tokens()
-            self.today = self.gitlab.today()
+            self.tokens = self.reader.tokens()
         except GitLabModuleError as error:
             raise StepFailed(Outcome('read_failed', '%s. Nothing was changed; Mobb was not asked.' % error))
-        self.tokens = [token for token in tokens if is_active(token, self.today)]
+        self.today = self.reader.today
         try:
-            self.holding = self.latest = self._read_mobb(identify=True)
+            self.holding = self.latest = self.reader.mobb_holding(identify_among=self.tokens)
         except MobbError as error:
             raise StepFailed(Outcome('read_failed', 'Could not ask Mobb about %s (%s). Nothing was changed%s'
                                      % (self.settings.scm_url, error, self._gitlab_still())))
-
-    def _list_tokens(self):
-        """The tokens with the name; none for a service account this run will create."""
-        try:
-            tokens = self.owner.list_tokens(self.settings.token_name)
-        except ServiceAccountMissing as error:
-            if not self.settings.service_account_create:
-                raise StepFailed(Outcome('account_missing', '%s. Nothing was changed; Mobb was not asked. Set '
-                                         'service_account_create: true (in the role, '
-                                         'gitlab_token_rotation_service_account_create) to let the run create it '
-                                         'with its memberships, or create it with mobb.scm.gitlab_service_account.'
-                                         % error.what))
-            self.account.missing = True
-            return []
-        if self.account is not None:
-            self.account.account = self.owner.account()
-        return tokens
-
-    def _read_mobb(self, identify=False, tokens=None):
-        """Mobb's answer now; the stored token's value, if Mobb returns it, is only hashed
-        (and, with ``identify``, shown to GitLab once), never kept."""
-        status = self.mobb.connection_status(self.settings.scm_url, with_tokens=True)
-        holding = MobbHolding(status, self.settings.scm_url)
-        value = holding.take_value()
-        if identify:
-            self._identify(holding, value, tokens)
-        return holding
-
-    def _identify(self, holding, value, tokens=None):
-        """Ask GitLab which token Mobb holds: GET /personal_access_tokens/self with it;
-        'managed' is the current one of ``tokens`` (default: the run's read)."""
-        if not value:
-            return
-        try:
-            token = self.token_client(value).personal_access_tokens.get('self').asdict()
-        except gitlab.exceptions.GitlabAuthenticationError:
-            holding.identity = 'dead'
-            holding.note = 'GitLab refuses the token Mobb holds (revoked, expired or unknown)'
-            return
-        except (gitlab.exceptions.GitlabError, requests.exceptions.RequestException) as error:
-            holding.note = 'which token Mobb holds is unproven: GitLab did not say (%s)' % type(error).__name__
-            return
-        holding.token = dict(id=token.get('id'), name=token.get('name'), expires_at=token.get('expires_at'),
-                             scopes=list(token.get('scopes') or []),
-                             days_left=days_left(token.get('expires_at'), self.today))
-        current = self._decide(force=False, tokens=tokens).current
-        if current is not None and token.get('id') == current['id']:
-            holding.identity = 'managed'
-        elif not is_active(token, self.today):
-            holding.identity = 'dead'
-            holding.note = 'the token Mobb holds (id %s) is no longer active' % token.get('id')
-        else:
-            holding.identity = 'other'
-            holding.note = 'Mobb holds token %s (%r, expires %s), not the managed token %s' % (
-                token.get('id'), token.get('name'), token.get('expires_at') or 'never',
-                current['id'] if current else '(none)')
-            if self._managed_elsewhere(token, self.tokens if tokens is None else tokens):
-                holding.note = ('another mobb.scm rotation keeps token %s (%r, user %s) in Mobb, not the managed '
-                                'token %s: two managed tokens feed this integration, and each run replaces the '
-                                "other's; keep one of them"
-                                % (token.get('id'), token.get('name'), token.get('user_id'),
-                                   current['id'] if current else '(none)'))
-
-    def _managed_elsewhere(self, token, own_tokens):
-        """Whether a token GitLab describes (personal_access_tokens/self) is one another mobb.scm rotation
-        keeps: not one of ``own_tokens`` (this rotation's tokens with the name: an older one is its own to
-        retire), but issued with the collection's description, or with the name this rotation keeps."""
-        if token.get('id') in {own['id'] for own in own_tokens}:
-            return False
-        description = token.get('description') or ''
-        return description.endswith(DESCRIPTION.split('%s', 1)[1]) or token.get('name') == self.settings.token_name
-
-    def _decide(self, force, tokens=None):
-        settings = self.settings
-        return decide(self.tokens if tokens is None else tokens, settings.token_name, settings.scopes,
-                      settings.access_level,
-                      settings.threshold_days, force, self.today)
 
     def plan(self):
         """'none', 'create', 'rotate', 'store' (self_rotate gives Mobb the current token) or
         'retire' (Mobb holds the managed token; older ones with the name are revoked)."""
         settings, holding = self.settings, self.holding
-        self.decision = decision = self._decide(force=settings.force and settings.mode == 'rotate')
+        self.decision = decision = self.reader.decide(self.tokens, force=settings.force and settings.mode == 'rotate')
         token_reasons = list(decision.reasons)
         if self.account is not None and self.account.missing:
             token_reasons.insert(0, 'GitLab has no %s yet (service_account_create: true creates it)'
@@ -449,68 +207,16 @@ class Rotation:
     # ---- the service account of a service_account token --------------------------------
 
     def prepare_account(self):
-        """Before a service account's token is issued: the account exists and is a member
-        where Mobb needs it. What is missing is created with service_account_create (in
-        check mode only predicted); without it the run stops here, having written nothing.
-        Each membership's project or group is looked up first, even in check mode: an unknown
-        one stops the run before the account is created."""
-        settings, setup = self.settings, self.account
-        self._find_targets()
-        try:
-            setup.find_lacking()
-        except GitLabModuleError as error:
-            raise StepFailed(Outcome('read_failed', 'Could not read the memberships of %s (%s). Nothing was '
-                                     'changed%s' % (self.owner.label(), error, self._still_working())))
-        if setup.lacking and not settings.service_account_create:
-            raise StepFailed(Outcome('membership_missing', '%s lacks %s, which Mobb needs to reach them, so no token '
-                                     'was issued. Nothing was changed%s Add the membership in GitLab (or with '
-                                     'mobb.scm.gitlab_service_account), or set service_account_create: true (in '
-                                     'the role, gitlab_token_rotation_service_account_create) to let the run add it.'
-                                     % (self.owner.label(), self._lacking_text(), self._still_working())))
-        if self.check_mode:
-            setup.predict()
-            if setup.lacking:
-                self.reasons.append('%s would be given %s' % (self.owner.label(), self._lacking_text()))
-            return
-        if setup.missing:
-            self._create_account()
-        for membership, _level in setup.lacking:
-            try:
-                setup.give(membership)
-            except GitLabModuleError as error:
-                raise StepFailed(Outcome('account_setup_failed', 'Could not give %s %s (%s), so no token was issued%s'
-                                         % (self.owner.label(), membership_label(membership), error,
-                                            self._still_working())))
-
-    def _find_targets(self):
-        """The declared memberships with the ids of their projects and groups."""
-        try:
-            self.account.find_targets(self.settings.memberships, option='service_account_memberships')
-        except TargetsMissing as error:
-            raise StepFailed(Outcome('target_missing', '%s (in the role, gitlab_token_rotation_service_account_'
-                                     'memberships). No token was issued; nothing was changed%s'
-                                     % (error, self._still_working())))
-        except GitLabModuleError as error:
-            raise StepFailed(Outcome('read_failed', '%s. Nothing was changed%s' % (error, self._still_working())))
-
-    def _lacking_text(self):
-        return '; '.join('%s (%s)' % (membership_label(membership),
-                                      'not a member' if level is None else 'it has %s' % role_name(level))
-                         for membership, level in self.account.lacking)
-
-    def _create_account(self):
-        try:
-            self.account.create()
-        except GitLabModuleError as error:
-            advice = ' GitLab may have created it: the next run finds it.' if error.maybe_applied else ''
-            raise StepFailed(Outcome('account_setup_failed', 'Could not create %s (%s), so no token was issued.%s '
-                                     'Nothing else was changed%s'
-                                     % (self.owner.label(), error, advice, self._still_working())))
-        self.owner.found(self.account.account)
+        """Before a service account's token is issued: the account and its memberships
+        (rotation_account.RotationAccountSetup.prepare)."""
+        reason = self.account.prepare(self.owner, self.settings, self._still_working)
+        if reason:
+            self.reasons.append(reason)
 
     # ---- create_new: issue, store, verify, retire ---------------------------------------
 
-    def create_new(self, plan):
+    def replace(self, plan):
+        """Put a new token in Mobb in place of the current one (rotation_method create_new)."""
         self.issue()
         yield 'issue'
         stored = self.store()
@@ -523,14 +229,15 @@ class Rotation:
         yield 'retire'
         self.outcome = Outcome('created' if plan == 'create' else 'rotated')
 
-    def _expiry(self):
+    def planned_expiry(self):
+        """The new token's expiry."""
         settings = self.settings
         return new_expiry(self.today, None, settings.expires_in_days, settings.rotate_before_days)
 
     def issue(self):
         settings = self.settings
-        attributes = dict(name=settings.token_name, scopes=list(settings.scopes), expires_at=self._expiry().isoformat(),
-                          description=settings.description)
+        attributes = dict(name=settings.token_name, scopes=list(settings.scopes),
+                          expires_at=self.planned_expiry().isoformat(), description=settings.description)
         if self.owner.has_access_level:
             attributes['access_level'] = settings.access_level
         try:
@@ -570,21 +277,21 @@ class Rotation:
         what = 'Mobb did not store the new token %s (%s).' % (new_id, self.store_error)
         now = self._read_again()
         if now.active(new_id) is False:
-            if now.holding is not None and now.holding.connected and self._mobb_moved(now.holding):
+            if now.holding is not None and now.holding.connected and now.mobb_moved():
                 raise StepFailed(Outcome('superseded', 'Mobb refused the new token %s, which was revoked meanwhile, '
                                          'not by this run (a run that overlaps this one retires the tokens it read), '
                                          'and Mobb took a token since this run read it. This run was overtaken and '
-                                         'has nothing to undo%s' % (new_id, self._now_text(now))))
+                                         'has nothing to undo%s' % (new_id, now.text())))
             raise StepFailed(Outcome('store_refused', '%s The new token was revoked meanwhile, not by this run, so '
-                                     'there was nothing to roll back%s' % (what, self._now_text(now))))
+                                     'there was nothing to roll back%s' % (what, now.text())))
         try:
             self.owner.revoke(self.issued)
         except GitLabModuleError as error:
             raise StepFailed(Outcome('rollback_failed', '%s Mobb was not changed%s Revoking the new token failed too '
-                                     '(%s); the next run revokes it.' % (what, self._now_text(now), error)))
+                                     '(%s); the next run revokes it.' % (what, now.text(), error)))
         self.revoked_ids.append(new_id)
         raise StepFailed(Outcome('store_refused', '%s Rolled back: the new token is revoked%s'
-                                 % (what, self._now_text(now))))
+                                 % (what, now.text())))
 
     def _holds_ours(self, holding):
         """True, False, or None when Mobb's answer cannot tell."""
@@ -604,7 +311,7 @@ class Rotation:
             if attempt or wait_first:
                 self.sleep(settings.verify_delay)
             try:
-                self.latest = self._read_mobb()
+                self.latest = self.reader.mobb_holding()
             except MobbError as error:
                 self.verify_error = str(error)
                 yield None
@@ -644,20 +351,12 @@ class Rotation:
         now = self._read_again()
         raise StepFailed(Outcome('superseded', 'Mobb stored the new token %s, then took the token of a run that '
                                  'overlaps this one, and connects with it: this run revoked its own unused token and '
-                                 'left the others to that run%s' % (self.issued['id'], self._now_text(now))))
+                                 'left the others to that run%s' % (self.issued['id'], now.text())))
 
     def _verify_failed(self, stored):
         new_id = self.issued['id']
         now = self._read_again()
-        ids = sorted((token['id'] for token in now.tokens or []), key=lambda token_id: (token_id != new_id, token_id))
-        if now.tokens is None:
-            kept = 'GitLab did not answer when asked again (%s)' % now.gitlab_error
-        elif len(ids) > 1:
-            kept = 'tokens %s stay active' % ' and '.join(str(token_id) for token_id in ids)
-        elif ids:
-            kept = 'token %s stays active' % ids[0]
-        else:
-            kept = 'GitLab lists no active token named %s' % self.settings.token_name
+        kept = now.staying_text()
         if stored is None:
             raise StepFailed(Outcome('store_unknown', "Mobb's answer to storing the new token %s was lost (%s). Mobb "
                                      'may hold the new token now, so nothing was revoked: %s. Run again once Mobb '
@@ -712,7 +411,7 @@ class Rotation:
         """A store of an overlapping run may have landed between the proof and the revokes,
         leaving Mobb with a token this run revoked: then store this run's token again."""
         try:
-            holding = self.latest = self._read_mobb()
+            holding = self.latest = self.reader.mobb_holding()
         except MobbError as error:
             self.warn('Could not ask Mobb once more after revoking (%s)' % error)
             return
@@ -724,7 +423,48 @@ class Rotation:
             self.stored_last_update = None
             self.verify(True)
 
-    # ---- in place: GitLab revokes the old token as it issues the new one -----------------
+    # ---- messages -----------------------------------------------------------------------
+
+    def _gitlab_still(self):
+        current = self.reader.decide(self.tokens, force=False).current if self.tokens else None
+        if current:
+            return ': token %s (expires %s) is still active in GitLab.' % (current['id'], current['expires_at'])
+        return '.'
+
+    def _still_working(self):
+        """After a failure that changed nothing in Mobb: which token works, read again now."""
+        return self._read_again().text()
+
+    def _read_again(self):
+        """GitLab and Mobb read now (rotation_read.ServerReader.again), kept for the result."""
+        self.now = self.reader.again(self.holding, self.decision.current if self.decision else None, self.issued,
+                                     self.tokens)
+        if self.now.holding is not None:
+            self.latest = self.now.holding
+        return self.now
+
+    # ---- the result ---------------------------------------------------------------------
+
+    def result(self, outcome):
+        """The task's result for ``outcome`` (rotation_report.task_result): never a secret."""
+        return task_result(self, outcome)
+
+    def diff(self):
+        """The task's diff (rotation_report.task_diff)."""
+        return task_diff(self)
+
+
+class InPlaceRotation(Rotation):
+    """rotation_method rotate and self_rotate: GitLab revokes the old token as it issues the
+    new one, so Mobb holds a dead token until the new one is stored."""
+
+    def replace(self, plan):
+        if self.settings.rotation_method == 'self_rotate':
+            self.outcome = self.self_rotate(plan)
+        elif plan == 'rotate':
+            self.outcome = self.rotate_in_place()
+        else:
+            yield from super().replace(plan)
 
     def rotate_in_place(self):
         """rotation_method rotate: refuse while Mobb cannot connect (the store would fail
@@ -765,7 +505,8 @@ class Rotation:
             return Outcome('stored' if stored_current else 'none')
         self._rotate(current, self_rotate=True)
         self._store_rotated()
-        self.retire(self.decision.duplicates, owner=self._owner_through(self.token_client(self._new_value)))
+        rotated_owner = token_owner_for(self.settings, self.token_client(self._new_value))
+        self.retire(self.decision.duplicates, owner=rotated_owner)
         return Outcome('rotated')
 
     def _check_self_token(self, current):
@@ -792,7 +533,7 @@ class Rotation:
 
     def _rotate(self, current, self_rotate):
         try:
-            rotated = self.owner.rotate(current, self._expiry(), self_rotate=self_rotate)
+            rotated = self.owner.rotate(current, self.planned_expiry(), self_rotate=self_rotate)
         except GitLabModuleError as error:
             if error.maybe_applied:
                 raise StepFailed(Outcome('rotate_unknown', 'GitLab may have rotated the token without answering (%s). '
@@ -843,164 +584,3 @@ class Rotation:
         return text + (" The new token's value existed only in this run, and the token in gitlab_api_token is "
                        'revoked: create a personal access token named %s (scopes %s) in GitLab and run again with it.'
                        % (settings.token_name, ', '.join(settings.scopes)))
-
-    # ---- messages -----------------------------------------------------------------------
-
-    def _gitlab_still(self):
-        current = self._decide(force=False).current if self.tokens else None
-        if current:
-            return ': token %s (expires %s) is still active in GitLab.' % (current['id'], current['expires_at'])
-        return '.'
-
-    def _still_working(self):
-        """After a failure that changed nothing in Mobb: which token works, read again now."""
-        return self._now_text(self._read_again())
-
-    def _read_again(self):
-        """GitLab's active tokens with the name and Mobb's state (which token it holds), read
-        now: the only source of what a failure's message says is active or in Mobb."""
-        now = self.now = ReadAgain()
-        try:
-            now.tokens = [token for token in self.owner.list_tokens(self.settings.token_name)
-                          if is_active(token, self.today)]
-        except ServiceAccountMissing:
-            now.tokens = []
-        except GitLabModuleError as error:
-            now.gitlab_error = str(error)
-        try:
-            now.holding = self.latest = self._read_mobb(identify=True, tokens=now.tokens)
-        except MobbError as error:
-            now.mobb_error = str(error)
-        return now
-
-    def _mobb_moved(self, holding):
-        """Whether Mobb's token changed since this run's read (a store of another run landed)."""
-        before = self.holding
-        if holding.fingerprint is not None and before.fingerprint is not None:
-            return holding.fingerprint != before.fingerprint
-        return holding.stored != before.stored or holding.last_update != before.last_update
-
-    def _mobb_token(self, now):
-        """The token Mobb holds now as {id, expires_at, active}: identified by GitLab now, or,
-        when Mobb has not been written since this run's read, the one that read identified;
-        None when Mobb's answer cannot tell."""
-        holding = now.holding
-        if holding.token is not None:
-            return dict(holding.token, active=holding.identity != 'dead')
-        if self.holding is None or self.holding.token is None or self._mobb_moved(holding):
-            return None
-        known = self.holding.token
-        return dict(known, active=False if holding.identity == 'dead' else now.active(known['id']))
-
-    def _gitlab_text(self, now, found):
-        """What GitLab lists as active now, beside ``found`` (the token this run's read kept)."""
-        if now.tokens is None:
-            return 'GitLab did not answer when asked again (%s)' % now.gitlab_error
-        issued_id = self.issued['id'] if self.issued else None
-        if found and now.active(found['id']):
-            return 'token %s (expires %s) is still active' % (found['id'], found['expires_at'])
-        others = [token for token in now.tokens if token['id'] != issued_id]
-        lost = 'token %s is no longer active, and ' % found['id'] if found else ''
-        if not others:
-            return '%sGitLab %s no active token named %s' % (lost, 'has' if found else 'had', self.settings.token_name)
-        listed = ', '.join('token %s (expires %s)' % (token['id'], token['expires_at']) for token in others)
-        return '%sGitLab lists %s as active' % (lost, listed)
-
-    def _now_text(self, now):
-        """': <which token is active and which one Mobb holds, read again>.'"""
-        found = self.decision.current if self.decision else None
-        gitlab_text = self._gitlab_text(now, found)
-        holding = now.holding
-        if holding is None:
-            return ': %s; Mobb did not answer when asked again (%s).' % (gitlab_text, now.mobb_error)
-        if holding.connected:
-            reach = 'which connects with it'
-        else:
-            reach = 'although Mobb cannot reach GitLab right now (%s)' % (holding.message or 'no answer')
-        if not holding.stored:
-            return ': %s, and Mobb keeps no token.' % gitlab_text
-        token = self._mobb_token(now)
-        if token is None:
-            held = 'the token it held' if not self._mobb_moved(holding) else 'a token stored since this run read it'
-            return ': %s; Mobb keeps %s (it does not show which), %s.' % (gitlab_text, held, reach)
-        if found and token['id'] == found['id'] and token['active']:
-            return ': token %s (expires %s) is still active and still in Mobb, %s.' % (
-                found['id'], found['expires_at'], reach)
-        state = {True: 'active', False: 'no longer active'}.get(token['active'], 'its state unknown')
-        return ': %s; Mobb holds token %s (expires %s), %s, %s.' % (
-            gitlab_text, token['id'], token['expires_at'], state, reach)
-
-    # ---- the result ---------------------------------------------------------------------
-
-    def result(self, outcome):
-        """The task's result for ``outcome``: ids, expiry, fingerprints, never a secret."""
-        settings = self.settings
-        current = self.decision.current if self.decision else None
-        kept = self.issued if self.issued is not None and self.issued['id'] not in self.revoked_ids else current
-        if self.now is not None and self.now.tokens is not None:
-            kept = self._kept_now(current)
-        latest = self.latest
-        reasons = list(self.reasons)
-        problems = []
-        if settings.mode == 'check':
-            problems = reasons + ([outcome.msg] if outcome.failed else [])
-        changed = (bool(self.issued or self.revoked_ids) or outcome.name in ('stored', 'retired')
-                   or outcome.name.startswith('would_') or bool(self.account and self.account.written()))
-        return dict(
-            label=settings.label,
-            gitlab_url=settings.gitlab_url,
-            scm_url=settings.scm_url,
-            token_type=settings.token_type,
-            owner=settings.owner,
-            token_name=settings.token_name,
-            rotation_method=settings.rotation_method,
-            action=outcome.action,
-            outcome=outcome.name,
-            changed=changed,
-            check_mode=self.check_mode,
-            reasons=reasons,
-            problems=problems,
-            token_id=kept.get('id') if kept else None,
-            expires_at=kept.get('expires_at') if kept else None,
-            days_left=days_left(kept.get('expires_at'), self.today) if kept and self.today else None,
-            new_token_fingerprint=self.issued['fingerprint'] if self.issued else None,
-            previous_token_id=(self.previous_id or (current['id'] if current else None)) if self.issued else None,
-            revoked_token_ids=list(self.revoked_ids),
-            duplicate_token_ids=[token['id'] for token in self.decision.duplicates] if self.decision else [],
-            connected=latest.connected if latest else None,
-            connection_status=('OK' if latest.connected else 'Error') if latest else None,
-            connection_message=latest.message if latest else None,
-            brokered=latest.brokered if latest else None,
-            token_last_update=latest.last_update if latest else None,
-            mobb_token=self.holding.view() if self.holding else None,
-            service_account=self.account.view(settings) if self.account else None,
-            failed=outcome.failed,
-            msg=('%s at %s: %s' % (settings.label, settings.gitlab_url, outcome.msg)) if outcome.failed else '',
-        )
-
-    def _kept_now(self, current):
-        """The token the result names after a failure read GitLab again: this run's new token
-        or the one its read kept, if still active, else the active one Mobb holds; or none."""
-        now = self.now
-        ours = self.issued if self.issued is not None and self.issued['id'] not in self.revoked_ids else None
-        wanted = [token['id'] for token in (ours, current) if token]
-        held = self._mobb_token(now) if now.holding is not None else None
-        if held and held['active']:
-            wanted.append(held['id'])
-        active = {token['id']: token for token in now.tokens}
-        return next((active[token_id] for token_id in wanted if token_id in active), None)
-
-    def diff(self):
-        """Before and after: the kept token's id and expiry, and Mobb's fingerprint."""
-        current = self.decision.current
-        before = dict(token_id=current['id'] if current else None,
-                      expires_at=current['expires_at'] if current else None,
-                      mobb_fingerprint=self.holding.fingerprint if self.holding else None)
-        if self.issued is not None:
-            after = dict(token_id=self.issued['id'], expires_at=self.issued['expires_at'],
-                         mobb_fingerprint=self.issued['fingerprint'])
-        elif self.check_mode and self.reasons:
-            after = dict(token_id='(new)', expires_at=self._expiry().isoformat(), mobb_fingerprint='(new)')
-        else:
-            after = before
-        return dict(before=before, after=after)

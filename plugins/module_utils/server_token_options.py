@@ -10,6 +10,7 @@ wiring are checked against it (tests/unit/plugins/module_utils/test_server_token
 ``settle_arguments`` turns a task's arguments into the ones to validate: unset options come
 from the role's token item, then from module_defaults of the gitlab and mobb action groups.
 ``Settings`` is one token's settings, checked and normalised; it never holds a secret.
+``connections`` builds the GitLab and Mobb clients from the prefixed options.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab import CONNECTION_ARGSPEC, GitLabModuleError
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab import CONNECTION_ARGSPEC, GitLabModuleError, connect
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
     ACCESS_LEVELS,
     PERSONAL_SCOPES,
@@ -32,7 +33,7 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab_service_accounts i
     parse_memberships,
     role_name,
 )
-from ansible_collections.mobb.scm.plugins.module_utils.mobb import MOBB_CONNECTION_ARGSPEC
+from ansible_collections.mobb.scm.plugins.module_utils.mobb import MOBB_CONNECTION_ARGSPEC, MobbClient
 from ansible_collections.mobb.scm.plugins.module_utils.urls import UrlError, normalize_server_url
 
 TOKEN_TYPES = ('personal', 'project', 'group', 'service_account')
@@ -153,6 +154,26 @@ def resolved_options(options, environ=None):
         value = next((environ[variable] for variable in variables if environ.get(variable)), None)
         resolved[name] = option.get('default') if value is None else value
     return resolved
+
+
+def connections(params, gitlab_url, warn=None):
+    """The clients for ``params`` (validated against ARGUMENT_SPEC), built as the modules build
+    theirs: (GitLab client, Mobb client, a factory of GitLab clients that authenticate with
+    another token of the same server, the value of the GitLab credential). Raises
+    GitLabModuleError or MobbError for connection options no client can be built from."""
+    gitlab_params = {name: params[option] for option, name in GITLAB_NAMES.items()}
+    gitlab_params['api_url'] = gitlab_url
+    mobb_params = {name: params[option] for option, name in MOBB_NAMES.items()}
+    gitlab_client, credentials = connect(gitlab_params)
+    # The connection check through Mobb's REST endpoint when given: a choice of the client,
+    # so read and verify ask the same way.
+    mobb_client = MobbClient(warn=warn, rest_url=params.get('mobb_rest_url'), **mobb_params)
+
+    def token_client(value):
+        # The kept or a new token, never the manager's other credential kinds beside it.
+        return connect(dict(gitlab_params, api_token=value, api_oauth_token=None, api_job_token=None))[0]
+
+    return gitlab_client, mobb_client, token_client, credentials[0]
 
 
 class SettingsError(Exception):

@@ -15,7 +15,7 @@ import requests
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import (
     CONNECTION_ARGSPEC, GitLabModuleError, connect)
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import PersonalTokens, ProjectTokens
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import PersonalTokens, ProjectTokens, token_itself
 
 CREDENTIAL_VARIABLES = ('GITLAB_TOKEN', 'GITLAB_OAUTH_TOKEN', 'CI_JOB_TOKEN')
 
@@ -116,6 +116,35 @@ def test_a_credential_option_wins_over_the_environment(gitlab, monkeypatch):
 def test_no_credential_anywhere_is_refused(gitlab):
     with pytest.raises(GitLabModuleError, match=r'^no GitLab credentials: set api_token'):
         connect(options(api_url=gitlab.url))
+
+
+# ---- which token a client holds -----------------------------------------------------------
+
+def token_client(gitlab, value):
+    client, _secrets = connect(options(api_url=gitlab.url, api_token=value, retries=0))
+    return client
+
+
+def test_token_itself_is_gitlabs_record_of_the_token_a_client_holds(gitlab, broker_token):
+    record = token_itself(token_client(gitlab, broker_token['token']))
+    assert (record['id'], record['name'], record['active']) == (broker_token['id'], 'mobb', True)
+    assert 'token' not in record
+
+
+def test_token_itself_is_none_for_a_token_gitlab_refuses(gitlab, broker_token):
+    PersonalTokens(admin_client(gitlab), 'mobb-broker').revoke(broker_token)
+    assert token_itself(token_client(gitlab, broker_token['token'])) is None
+    assert token_itself(token_client(gitlab, 'glpat-never-issued-by-this-gitlab')) is None
+
+
+def test_token_itself_raises_when_gitlab_does_not_say(gitlab, broker_token):
+    gitlab.fault('status', method='GET', path='/personal_access_tokens/self$', status=503)
+    with pytest.raises(GitLabModuleError) as caught:
+        token_itself(token_client(gitlab, broker_token['token']))
+    assert caught.value.status == 503
+    assert str(caught.value).startswith('Could not read the token itself (/personal_access_tokens/self): '
+                                        'GitLab answered 503')
+    assert_no_secret_in(str(caught.value), gitlab)
 
 
 # ---- revoke -------------------------------------------------------------------------------
