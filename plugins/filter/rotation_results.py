@@ -12,11 +12,12 @@ import re
 # What a result of the action keeps in the role's results (never a secret).
 RECORD_KEYS = (
     'label', 'gitlab_url', 'scm_url', 'token_type', 'owner', 'token_name', 'rotation_method', 'action', 'outcome',
-    'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'new_token_fingerprint',
+    'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'rotation_threshold_days',
+    'next_rotation', 'new_token_fingerprint',
     'previous_token_id', 'revoked_token_ids', 'duplicate_token_ids', 'connected', 'connection_status',
     'connection_message', 'brokered', 'token_last_update', 'mobb_token', 'service_account', 'failed', 'msg',
 )
-COLUMNS = ('Host', 'Token', 'Action', 'Token id', 'Expires', 'Days left', 'Mobb')
+COLUMNS = ('Host', 'Token', 'Action', 'Token id', 'Expires', 'Days left', 'Next rotation', 'Mobb')
 
 
 def token_results(registered, host):
@@ -55,7 +56,8 @@ def token_report(hosts, hostvars, title):
         results = hostvars[host].get('gitlab_token_rotation_results')
         if results is None:
             rows.append(dict(host=host, label='-', action='failed', failed=True, changed=False, problems=[],
-                             reasons=[], token_id=None, expires_at=None, days_left=None, connected=None,
+                             reasons=[], token_id=None, expires_at=None, days_left=None, next_rotation=None,
+                             connected=None,
                              msg='%s: no result (the host failed before the role recorded one; see its error above)'
                              % host))
         else:
@@ -78,7 +80,8 @@ def _cells(row, disconnected):
     mobb = '-' if row.get('connected') is None else ('connected' if row['connected'] else disconnected)
     days = row.get('days_left')
     return [str(value) for value in (row['host'], row['label'], row['action'], row.get('token_id') or '-',
-                                     row.get('expires_at') or '-', '-' if days is None else days, mobb)]
+                                     row.get('expires_at') or '-', '-' if days is None else days,
+                                     row.get('next_rotation') or '-', mobb)]
 
 
 def _note(row):
@@ -127,6 +130,9 @@ _METRICS = (
      'When the kept GitLab token expires: 00:00 UTC on its expires_at date, when GitLab stops accepting it.'),
     ('token_remaining_days', 'days',
      'Whole days until the kept token expires, as the role counts them (its days_left).'),
+    ('token_next_rotation_timestamp_seconds', 'seconds',
+     'When a run plans to replace the kept token: 00:00 UTC of the day its days left reach its threshold '
+     '(rotate_before_days, rotate_at_fraction, spread_days); a past time means it is due.'),
     ('connected', None,
      '1 when Mobb reaches the GitLab server with the token it stores (its connection check), else 0.'),
     ('holds_managed_token', None,
@@ -181,6 +187,7 @@ def _token_values(row):
     return {
         'token_expiry_timestamp_seconds': _epoch(row.get('expires_at')),
         'token_remaining_days': row.get('days_left'),
+        'token_next_rotation_timestamp_seconds': _epoch(row.get('next_rotation')),
         'connected': None if connected is None else bool(connected),
         'holds_managed_token': None if identity is None else identity == 'managed',
         'token_last_update_timestamp_seconds': _epoch(row.get('token_last_update')

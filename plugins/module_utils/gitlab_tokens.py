@@ -103,6 +103,17 @@ def is_active(token, today):
             and (left is None or left > 0))
 
 
+def lifetime_days(token):
+    """Whole days from the token's creation (GitLab's created_at, UTC) to its expiry; None
+    when either is unknown or unreadable."""
+    created, expires = token.get('created_at'), token.get('expires_at')
+    try:
+        return (datetime.date.fromisoformat(str(expires)[:10])
+                - datetime.date.fromisoformat(str(created)[:10])).days
+    except (TypeError, ValueError):
+        return None
+
+
 def token_state(token, today):
     """active, expired or revoked."""
     if token.get('revoked'):
@@ -200,7 +211,9 @@ def decide(tokens, name, scopes, access_level, rotate_before_days, force, today)
     Only active tokens with exactly this name count; the newest (by ``created_at``, then
     id) is the current one and the others are duplicates. Scopes and role cannot change in
     place, so a difference needs a replacement; otherwise a token expiring within
-    ``rotate_before_days`` (or ``force``) is rotated. ``reasons`` says why, one sentence each.
+    ``rotate_before_days`` (or ``force``) is rotated. ``rotate_before_days`` is a number of
+    days, or a function of the current token that gives them (the rotation's threshold may
+    depend on the token's lifetime). ``reasons`` says why, one sentence each.
     """
     candidates = newest_first(token for token in tokens
                               if token.get('name') == name and is_active(token, today))
@@ -217,9 +230,10 @@ def decide(tokens, name, scopes, access_level, rotate_before_days, force, today)
     if reasons:
         return Decision('replaced', current, duplicates, reasons)
     left = days_left(current.get('expires_at'), today)
-    if left is not None and left <= rotate_before_days:
+    threshold = rotate_before_days(current) if callable(rotate_before_days) else rotate_before_days
+    if left is not None and left <= threshold:
         reasons.append('token %s expires on %s (%d days left, threshold %d)'
-                       % (current['id'], current['expires_at'], left, rotate_before_days))
+                       % (current['id'], current['expires_at'], left, threshold))
     if force:
         reasons.append('replacement forced (force: true)')
     if reasons:

@@ -68,10 +68,11 @@ class ServerReader:
         return [token for token in tokens if is_active(token, self.today)]
 
     def decide(self, tokens, force):
-        """gitlab_tokens.decide() for the settings' name, scopes, access level and threshold."""
+        """gitlab_tokens.decide() for the settings' name, scopes, access level and each token's
+        threshold (Settings.threshold_for)."""
         settings = self.settings
         return decide(tokens, settings.token_name, settings.scopes, settings.access_level,
-                      settings.threshold_days, force, self.today)
+                      settings.threshold_for, force, self.today)
 
     def mobb_holding(self, identify_among=None):
         """Mobb's answer now (a MobbHolding). With ``identify_among`` (the active tokens with the

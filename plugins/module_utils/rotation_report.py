@@ -202,6 +202,8 @@ def task_result(rotation, outcome):
         token_id=kept.get('id') if kept else None,
         expires_at=kept.get('expires_at') if kept else None,
         days_left=days_left(kept.get('expires_at'), rotation.today) if kept and rotation.today else None,
+        rotation_threshold_days=settings.rotation_threshold(kept) if kept else None,
+        next_rotation=settings.next_rotation(kept, rotation.today) if kept and rotation.today else None,
         new_token_fingerprint=issued['fingerprint'] if issued else None,
         previous_token_id=(rotation.previous_id or (current['id'] if current else None)) if issued else None,
         revoked_token_ids=list(rotation.revoked_ids),

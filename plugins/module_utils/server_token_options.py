@@ -15,6 +15,8 @@ from the role's token item, then from module_defaults of the gitlab and mobb act
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import os
 
 from ansible.module_utils.basic import env_fallback
@@ -25,6 +27,8 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
     PERSONAL_SCOPES,
     RESOURCE_SCOPES,
     check_scopes,
+    days_left,
+    lifetime_days,
     lifetime_problems,
     parse_access_level,
 )
@@ -97,6 +101,8 @@ ARGUMENT_SPEC = dict(
     description=dict(type='str'),
     expires_in_days=dict(type='int', default=30),
     rotate_before_days=dict(type='int', default=7),
+    rotate_at_fraction=dict(type='float'),
+    spread_days=dict(type='int', default=0),
     rotation_method=dict(type='str', default='create_new', choices=list(ROTATION_METHODS)),
     force=dict(type='bool', default=False),
     verify_retries=dict(type='int', default=10),
@@ -200,6 +206,8 @@ class Settings:
         self.mode = params['mode']
         self.expires_in_days = params['expires_in_days']
         self.rotate_before_days = params['rotate_before_days']
+        self.rotate_at_fraction = params.get('rotate_at_fraction')
+        self.spread_days = params.get('spread_days') or 0
         self.check_days = params['check_days']
         self.verify_retries = params['verify_retries']
         self.verify_delay = params['verify_delay']
@@ -240,6 +248,7 @@ class Settings:
         if self.token_type == 'service_account':
             self._check_service_account(params.get('service_account_memberships') or [], problems)
         problems.extend(lifetime_problems(self.expires_in_days, self.rotate_before_days))
+        problems.extend(self._schedule_problems())
         if self.rotation_method == 'self_rotate' and self.token_type == 'service_account':
             problems.append("self_rotate is not offered for a service account's token here: use create_new (or "
                             "rotate) with an administrator's token, or for a group service account its group "
@@ -277,6 +286,54 @@ class Settings:
             if membership.access_level < MOBB_LEAST_ACCESS_LEVEL:
                 problems.append('service_account_memberships: %s is below developer, the least Mobb needs: use '
                                 'developer' % membership_label(membership))
+
+    def _schedule_problems(self):
+        """rotate_at_fraction and spread_days, checked against a new token's lifetime."""
+        fraction, spread, lifetime = self.rotate_at_fraction, self.spread_days, self.expires_in_days
+        if fraction is not None and not 0 < fraction < 1:
+            return ['rotate_at_fraction must be above 0 and below 1 (the part of the lifetime after which a token '
+                    'is rotated, for example 0.67), got %s' % fraction]
+        if spread < 0:
+            return ['spread_days must be 0 or more, got %d' % spread]
+        if lifetime is None or lifetime < 1 or not spread and fraction is None:
+            return []
+        threshold = max(self.rotate_before_days, _fraction_days(lifetime, fraction)) + spread
+        if threshold >= lifetime:
+            return ['a new token lives expires_in_days (%d) and would be due at once: rotate_before_days (%d)%s plus '
+                    'spread_days (%d) make a threshold of %d days; give a longer lifetime, a larger '
+                    'rotate_at_fraction or fewer spread_days'
+                    % (lifetime, self.rotate_before_days,
+                       ' or rotate_at_fraction (%s)' % fraction if fraction is not None else '', spread, threshold)]
+        return []
+
+    @property
+    def spread_offset(self):
+        """This token's days of spread: the same number on every run, from the GitLab server
+        and the token's label, between 0 and spread_days."""
+        if not self.spread_days:
+            return 0
+        digest = hashlib.sha256(('%s %s' % (self.gitlab_url, self.label)).encode('utf-8')).hexdigest()
+        return int(digest, 16) % (self.spread_days + 1)
+
+    def rotation_threshold(self, token):
+        """The days left at which ``token`` is rotated: rotate_before_days, or the rest of its
+        lifetime after rotate_at_fraction of it when that is more, plus the spread."""
+        days = self.rotate_before_days
+        if self.rotate_at_fraction is not None:
+            days = max(days, _fraction_days(lifetime_days(token), self.rotate_at_fraction))
+        return days + self.spread_offset
+
+    def threshold_for(self, token):
+        """The days left at which ``token`` is due: in mode check, check_days."""
+        return self.check_days if self.mode == 'check' else self.rotation_threshold(token)
+
+    def next_rotation(self, token, today):
+        """The date the rotation plans to replace ``token`` (today when it is already due), or
+        None for a token without expiry."""
+        left = days_left(token.get('expires_at'), today)
+        if left is None:
+            return None
+        return (today + datetime.timedelta(days=max(0, left - self.rotation_threshold(token)))).isoformat()
 
     @staticmethod
     def _url(value, option, problems):
@@ -330,6 +387,14 @@ def _access_level(value, problems):
     if level < MOBB_LEAST_ACCESS_LEVEL:
         problems.append('access_level "%s" is below developer, the least Mobb needs: use developer' % value)
     return level
+
+
+def _fraction_days(lifetime, fraction):
+    """The days left once ``fraction`` of a ``lifetime`` (days) has passed; 0 when either is unknown."""
+    if lifetime is None or fraction is None:
+        return 0
+    # The small term keeps 30 * (1 - 0.5) at 15 despite floating point.
+    return max(0, int(lifetime * (1 - fraction) + 1e-9))
 
 
 def membership_label(membership):

@@ -236,6 +236,22 @@ options:
         O(expires_in_days).
     type: int
     default: 7
+  rotate_at_fraction:
+    description:
+      - Rotate a token once this part of its lifetime (from GitLab's C(created_at) to its expiry) has passed,
+        for example V(0.67) to renew at two thirds, when that comes before O(rotate_before_days), which stays
+        the latest point. Above 0 and below 1; unset, only O(rotate_before_days) counts.
+    type: float
+  spread_days:
+    description:
+      - Rotate each token up to this many days earlier than its threshold, by a number of days taken from a
+        hash of the GitLab server and the token (type, owner, name), the same on every run and in check mode,
+        different between tokens. Tokens created on one day then renew on different days, and keep apart
+        afterwards. V(0) rotates every token at its threshold.
+      - The threshold, with the spread, must stay below O(expires_in_days), so that a new token is not due at
+        once.
+    type: int
+    default: 0
   rotation_method:
     description:
       - V(create_new) issues a second token while the old one still works, and revokes the old one only after
@@ -431,6 +447,20 @@ days_left:
   description: Days until it expires, by GitLab's clock.
   returned: always
   type: int
+rotation_threshold_days:
+  description:
+    - The days left at which it is (or was) due for rotation. That is O(rotate_before_days), or the rest of its
+      lifetime after O(rotate_at_fraction) when more, plus its share of O(spread_days). V(null) without a token.
+  returned: always
+  type: int
+  sample: 9
+next_rotation:
+  description:
+    - The date a run plans to replace it (GitLab's date; today when it is due now); V(null) for a token without
+      expiry or without a token.
+  returned: always
+  type: str
+  sample: '2026-12-21'
 new_token_fingerprint:
   description: First 12 hex characters of the SHA-256 of the token this run issued (compare, never a secret).
   returned: always

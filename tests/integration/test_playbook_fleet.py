@@ -69,7 +69,8 @@ def test_rotate_keeps_a_fleet_fresh_and_a_daily_run_is_a_no_op(fleet, inventory)
     assert first.rc == 0, first.output[-4000:]
     lines = table(first)
     assert lines[0] == 'GitLab tokens kept for Mobb - 3 token(s) on 3 host(s): created: 3'
-    assert lines[1].split() == ['Host', 'Token', 'Action', 'Token', 'id', 'Expires', 'Days', 'left', 'Mobb']
+    assert lines[1].split() == ['Host', 'Token', 'Action', 'Token', 'id', 'Expires', 'Days', 'left', 'Next',
+                                'rotation', 'Mobb']
     assert [row[1:3] for row in rows(first).values()] == [[label, 'created'] for label in LABELS]
     assert_each_server_ok(fleet)
 
@@ -170,6 +171,9 @@ def test_check_and_rotate_write_metrics_for_the_textfile_collector(fleet, invent
     assert parsed['mobb_scm_token_remaining_days'] == dict.fromkeys(keys, 12)
     expiry = parsed['mobb_scm_token_expiry_timestamp_seconds']
     assert set(expiry) == set(keys) and len(set(expiry.values())) == 1
+    # 12 days left, threshold rotate_before_days 7: planned five days on, 7 days before the expiry.
+    assert parsed['mobb_scm_token_next_rotation_timestamp_seconds'] == {
+        key: expiry[key] - 7 * 86400 for key in keys}
     assert parsed['mobb_scm_connected'] == {keys[0]: 1, keys[1]: 1, keys[2]: 0}
     assert parsed['mobb_scm_holds_managed_token'] == dict.fromkeys(keys, 1)
     assert parsed['mobb_scm_token_failed'] == dict.fromkeys(keys, 0)

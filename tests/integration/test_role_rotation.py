@@ -113,6 +113,29 @@ def test_rotates_at_the_threshold_and_mobb_never_holds_a_dead_token(fleet, kind)
     assert result['revoked_token_ids'] == [old['id']] and fleet.token(0, old['id'])['revoked'] is True
 
 
+def test_rotate_at_fraction_and_spread_days_set_each_tokens_threshold(fleet):
+    schedule = dict(KINDS['project'], gitlab_token_rotation_rotate_at_fraction=0.5,
+                    gitlab_token_rotation_spread_days=4)
+    first = fleet.run(fleet.role_play(**schedule))
+    assert first.rc == 0, first.output[-3000:]
+    created = only(first)
+    # Half of 30 days, plus this token's fixed share of the 4 days of spread.
+    threshold = created['rotation_threshold_days']
+    assert 15 <= threshold <= 19
+    checked = only(fleet.run(fleet.role_play(**schedule), check=True))
+    assert (checked['rotation_threshold_days'], checked['next_rotation']) == (threshold, created['next_rotation'])
+
+    fleet.gitlabs[0].advance_clock(30 - threshold - 1)
+    quiet = only(fleet.run(fleet.role_play(**schedule)))
+    assert quiet['action'] == 'none' and quiet['days_left'] == threshold + 1
+    fleet.gitlabs[0].advance_clock(1)
+    run = fleet.run(fleet.role_play(**schedule))
+    assert run.rc == 0, run.output[-3000:]
+    assert only(run)['action'] == 'rotated' and only(run)['reasons'][0].endswith(
+        f'({threshold} days left, threshold {threshold})')
+    assert_mobb_uses_the_one_active_token(fleet)
+
+
 def test_recovers_a_token_that_expired(fleet):
     assert fleet.run(fleet.role_play(**KINDS['personal'])).rc == 0
     old = fleet.active()[0]
@@ -251,6 +274,9 @@ BAD_SETTINGS = {
     'list item of the wrong type': (
         {'gitlab_token_rotation_tokens': [{'token_name': 'a', 'expires_in_days': 'soon'}]},
         "expires_in_days"),
+    'rotate_at_fraction out of range': (
+        {'gitlab_token_rotation_rotate_at_fraction': 1.5},
+        'rotate_at_fraction must be above 0 and below 1'),
     'list item with an unknown key': (
         {'gitlab_token_rotation_tokens': [{'tokne_name': 'a'}]},
         'an item of gitlab_token_rotation_tokens): unknown option(s) tokne_name'),

@@ -44,24 +44,26 @@ def test_problems_name_each_token():
 
 def test_the_report_counts_and_shows_a_row_for_a_host_without_results():
     hostvars = {'gl1': {'gitlab_token_rotation_results': [
-        dict(record('project:a/mobb', 'rotated', reasons=['token 3 expires soon']), host='gl1')]},
+        dict(record('project:a/mobb', 'rotated', reasons=['token 3 expires soon'], next_rotation='2027-01-23'),
+             host='gl1')]},
         'gl2': {}}
     report = token_report(['gl1', 'gl2'], hostvars, 'Tokens')
     assert report['summary'] == {'hosts': 2, 'tokens': 2, 'actions': {'rotated': 1, 'failed': 1}, 'failed': 1,
                                  'with_problems': 0, 'changed': 1}
     text = token_report_text(report).splitlines()
     assert text[0] == 'Tokens - 2 token(s) on 2 host(s): rotated: 1, failed: 1'
-    assert text[1].split() == ['Host', 'Token', 'Action', 'Token', 'id', 'Expires', 'Days', 'left', 'Mobb']
-    assert text[2].split() == ['gl1', 'project:a/mobb', 'rotated', '7', '2027-01-30', '30', 'connected']
-    assert text[3].split() == ['gl2', '-', 'failed', '-', '-', '-', '-']
+    assert text[1].split() == ['Host', 'Token', 'Action', 'Token', 'id', 'Expires', 'Days', 'left', 'Next',
+                               'rotation', 'Mobb']
+    assert text[2].split() == ['gl1', 'project:a/mobb', 'rotated', '7', '2027-01-30', '30', '2027-01-23', 'connected']
+    assert text[3].split() == ['gl2', '-', 'failed', '-', '-', '-', '-', '-']
     assert text[4] == '- gl1 project:a/mobb: token 3 expires soon'
     assert text[5].startswith('- gl2 -: gl2: no result')
     markdown = token_report_markdown(report)
-    assert '| gl1 | project:a/mobb | rotated | 7 | 2027-01-30 | 30 | connected |' in markdown
+    assert '| gl1 | project:a/mobb | rotated | 7 | 2027-01-30 | 30 | 2027-01-23 | connected |' in markdown
     assert '## Notes' in markdown and markdown.endswith('\n')
 
 
 def test_markdown_escapes_pipes_and_marks_disconnection():
     report = token_report(['h'], {'h': {'gitlab_token_rotation_results': [
         dict(record('a|b', connected=False), host='h')]}}, 'T')
-    assert '| h | a\\|b | none | 7 | 2027-01-30 | 30 | **disconnected** |' in token_report_markdown(report)
+    assert '| h | a\\|b | none | 7 | 2027-01-30 | 30 | - | **disconnected** |' in token_report_markdown(report)

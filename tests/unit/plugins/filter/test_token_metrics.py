@@ -69,6 +69,13 @@ def test_every_token_gets_each_gauge_with_units_help_and_eof():
         'host', 'token', 'token_type'}
 
 
+def test_the_planned_rotation_is_a_timestamp_per_token():
+    text = token_metrics(report(row('gl1', 'a', next_rotation='2026-05-24'), row('gl2', 'b', next_rotation=None)))
+    family = families(text)['mobb_scm_token_next_rotation_timestamp_seconds']
+    assert family.unit == 'seconds' and family.documentation
+    assert samples(family) == {('gl1', 'a'): datetime.datetime(2026, 5, 24, tzinfo=datetime.timezone.utc).timestamp()}
+
+
 def test_the_same_text_is_valid_prometheus_text_for_node_exporter():
     text = token_metrics(report(row('gl1', 'personal:alice/mobb-broker')))
     parsed = {family.name: family for family in prometheus_text_families(text)}

@@ -9,6 +9,7 @@ tests named ``test_outcome_*``.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
@@ -20,7 +21,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import USER_AGENT
 from ansible_collections.mobb.scm.plugins.module_utils.rotation import Rotation
-from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import ARGUMENT_SPEC
+from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import ARGUMENT_SPEC, Settings
 
 ADMIN = 'admin@acme.example'
 CHECK_QUERY = 'query check($url: String!) { checkScmConnectionStatus(scmUrl: $url) { status } }'
@@ -135,6 +136,11 @@ def kept(world):
     return world.active()[0]
 
 
+def days_after(moment, days):
+    """The ISO date ``days`` after the date of ``moment`` (an ISO date or GitLab time)."""
+    return (datetime.date.fromisoformat(moment[:10]) + datetime.timedelta(days=days)).isoformat()
+
+
 def near_expiry(world):
     world.gitlab.advance_clock(24)
 
@@ -152,6 +158,12 @@ def near_expiry(world):
     ({'scopes': ['api', 'wrtie_repository']}, "scopes: unknown scope 'wrtie_repository' for a project access token"),
     ({'gitlab_url': 'gitlab.example.com'}, 'gitlab_url must be an http(s) URL with a host'),
     ({'mobb_api_key': None}, 'api_key is not set'),
+    ({'rotate_at_fraction': 1.0}, 'rotate_at_fraction must be above 0 and below 1'),
+    ({'rotate_at_fraction': 0}, 'rotate_at_fraction must be above 0 and below 1'),
+    ({'spread_days': -1}, 'spread_days must be 0 or more, got -1'),
+    ({'spread_days': 23}, 'rotate_before_days (7) plus spread_days (23) make a threshold of 30 days'),
+    ({'rotate_at_fraction': 0.1, 'spread_days': 3},
+     'rotate_before_days (7) or rotate_at_fraction (0.1) plus spread_days (3) make a threshold of 30 days'),
 ])
 def test_outcome_invalid_settings_sends_nothing(world, options, message):
     outcome, result = world.run(**options)
@@ -217,6 +229,57 @@ def test_rotates_at_the_threshold_and_revokes_the_old_token_only_after_mobb_conn
     assert result['reasons'] == [f'token {kept["id"]} expires on {kept["expires_at"]} (6 days left, threshold 7)']
     gitlab_writes, mobb_writes = world.writes()
     assert [method for method, _path in gitlab_writes] == ['POST', 'DELETE'] and mobb_writes == ['updateScmToken']
+
+
+def test_rotate_at_fraction_renews_once_that_part_of_the_lifetime_has_passed(world, kept):
+    world.gitlab.advance_clock(14)
+    outcome, result = world.run(rotate_at_fraction=0.5)
+    assert outcome.name == 'none' and result['days_left'] == 16, outcome.msg
+    assert result['rotation_threshold_days'] == 15
+    assert result['next_rotation'] == days_after(kept['created_at'], 15)
+    assert world.writes() == ([], [])
+
+    world.gitlab.advance_clock(1)
+    outcome, result = world.run(rotate_at_fraction=0.5)
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['reasons'] == [f'token {kept["id"]} expires on {kept["expires_at"]} (15 days left, threshold 15)']
+    new = world.assert_converged()
+    # The new token lives 30 days again: due at half of them, 15 days from now.
+    assert result['token_id'] == new['id'] and result['rotation_threshold_days'] == 15
+    assert result['next_rotation'] == days_after(new['created_at'], 15)
+
+
+def test_rotate_before_days_stays_the_latest_point_beside_a_late_fraction(world, kept):
+    outcome, result = world.run(rotate_at_fraction=0.9, rotate_before_days=7)
+    assert outcome.name == 'none' and result['rotation_threshold_days'] == 7
+
+
+def spread_offset(world, **options):
+    return Settings(world.options(**options)).spread_offset
+
+
+def test_spread_days_gives_each_token_its_own_fixed_number_of_days_early(world, kept):
+    offset = spread_offset(world, spread_days=10)
+    assert 0 <= offset <= 10
+    _outcome, checked = world.run(check_mode=True, spread_days=10)
+    outcome, result = world.run(spread_days=10)
+    assert outcome.name == 'none', outcome.msg
+    assert result['rotation_threshold_days'] == checked['rotation_threshold_days'] == 7 + offset
+    assert result['next_rotation'] == checked['next_rotation'] == days_after(kept['expires_at'], -(7 + offset))
+    # Tokens created together spread over the days: the offsets of 20 token names differ.
+    offsets = {spread_offset(world, spread_days=10, token_name=f'mobb-{index}') for index in range(20)}
+    assert offsets <= set(range(11)) and len(offsets) >= 5
+    assert spread_offset(world, spread_days=10) == offset
+
+    world.gitlab.advance_clock(30 - (7 + offset) - 1)
+    outcome, _result = world.run(spread_days=10)
+    assert outcome.name == 'none', outcome.msg
+    world.gitlab.advance_clock(1)
+    outcome, result = world.run(spread_days=10)
+    assert outcome.name == 'rotated', outcome.msg
+    assert result['reasons'] == [f'token {kept["id"]} expires on {kept["expires_at"]} '
+                                 f'({7 + offset} days left, threshold {7 + offset})']
+    world.assert_converged()
 
 
 def test_check_mode_decides_the_same_and_writes_nothing(world, kept):
