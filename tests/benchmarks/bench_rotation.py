@@ -205,7 +205,8 @@ class Bench:
         def token(index):
             return f"{{{{ lookup('ansible.builtin.env', 'BENCH_GITLAB_TOKEN_{index}') }}}}"
 
-        ours = {f'ours{i}': {'gitlab_token_rotation_gitlab_url': g.url, 'gitlab_token_rotation_gitlab_api_token': token(i)}
+        ours = {f'ours{i}': {'gitlab_token_rotation_gitlab_url': g.url,
+                             'gitlab_token_rotation_gitlab_api_token': token(i)}
                 for i, g in enumerate(self.ours)}
         theirs = {f'theirs{i}': {'bench_gitlab_url': g.url, 'bench_gitlab_token': token(self.count + i)}
                   for i, g in enumerate(self.theirs)}
@@ -272,7 +273,8 @@ class Bench:
         if job == 'mobb.scm':
             playbook, instances, extra_vars = 'mobb.scm.rotate', self.ours, 'mobb_scm_hosts=ours'
         else:
-            playbook, instances, extra_vars = os.path.join(HERE, 'community_general_rotate.yml'), self.theirs, 'bench_hosts=theirs'
+            playbook = os.path.join(HERE, 'community_general_rotate.yml')
+            instances, extra_vars = self.theirs, 'bench_hosts=theirs'
         for gitlab in instances:
             gitlab.clear_requests()
         self.mobb.clear_requests()
@@ -448,8 +450,8 @@ def main():
     print_targets(summary_figures)
     if options.json:
         with open(options.json, 'w', encoding='utf-8') as handle:
-            json.dump({'count': bench.count, 'forks': bench.forks, 'runs': bench.rows, 'secrets_in_output': bench.leaks},
-                      handle, indent=2)
+            json.dump({'count': bench.count, 'forks': bench.forks, 'runs': bench.rows,
+                       'secrets_in_output': bench.leaks}, handle, indent=2)
     print(json.dumps(summary_figures))
     return 0
 
