@@ -27,6 +27,8 @@ REST_CHECK_QUERY = ('query checkScmConnectionStatus($scmUrl: String!) {'
 # action behind a REST endpoint are not documented); unknown codes answer 400.
 REST_ERROR_STATUSES = {'access-denied': 401, 'permission-error': 403, 'not-found': 404,
                        'INTERNAL_ERROR': 500, 'unexpected': 400, 'validation-failed': 400}
+# The key of a request's log entry in its aiohttp request (read by _measure_answer).
+_LOG_ENTRY = 'mobb_log_entry'
 _PROXY_PAGES = {
     502: 'Bad Gateway', 503: 'Service Temporarily Unavailable', 504: 'Gateway Time-out',
 }
@@ -106,7 +108,7 @@ class MobbServer:
         self.log = []
 
     def app(self):
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024, middlewares=[self._measure_answer])
         app.router.add_route('*', '/v1/graphql', self.graphql)
         app.router.add_route('*', REST_CHECK_PATH, self.rest_check)
         app.router.add_get('/healthz', self.healthz)
@@ -135,6 +137,22 @@ class MobbServer:
         await self.checker.close()
 
     @staticmethod
+    @web.middleware
+    async def _measure_answer(request, handler):
+        """The length of a logged request's answer body, in its log entry's ``response_bytes``."""
+        response = await handler(request)
+        entry = request.get(_LOG_ENTRY)
+        if entry is not None and isinstance(response, web.Response) and response.body is not None:
+            entry['response_bytes'] = len(response.body)
+        return response
+
+    def _log(self, request, entry):
+        """Append ``entry`` to the request log; ``response_bytes`` stays null without an answer (drop)."""
+        entry['response_bytes'] = None
+        request[_LOG_ENTRY] = entry
+        self.log.append(entry)
+
+    @staticmethod
     async def healthz(_request):
         return web.Response(text='OK')
 
@@ -157,7 +175,7 @@ class MobbServer:
                  'operation_type': None, 'status': 200, 'user': None, 'fault': None,
                  'error_code': None, 'result': None, 'scm_checks': [],
                  'request_id': request.headers.get('x-hasura-request-id'), 'endpoint': 'graphql'}
-        self.log.append(entry)
+        self._log(request, entry)
         raw = await request.read()
         body, document, operation, parse_error = self._parse(raw)
         if operation is not None:
@@ -217,7 +235,7 @@ class MobbServer:
                  'operation_type': 'query', 'status': 200, 'user': None, 'fault': None,
                  'error_code': None, 'result': None, 'scm_checks': [],
                  'request_id': request.headers.get('x-hasura-request-id'), 'endpoint': 'rest'}
-        self.log.append(entry)
+        self._log(request, entry)
         fault = self._take_fault(REST_CHECK_OPERATION, entry)
         if fault is not None:
             response = await self._apply_fault(request, fault, entry)

@@ -80,7 +80,8 @@ class MobbServer:
 
     def requests(self):
         """The request log: ``seq``, ``operation``, ``operation_type``, ``status``, ``user``,
-        ``fault``, ``error_code``, ``result``, ``scm_checks``, ``request_id`` (no secret)."""
+        ``fault``, ``error_code``, ``result``, ``scm_checks``, ``request_id``, ``response_bytes``
+        (the answer body's length, None when dropped); no secret."""
         return self._call('GET', 'requests')
 
     def clear_requests(self):
