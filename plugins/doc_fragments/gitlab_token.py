@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The options of the personal, project and group access token modules, documented once.
 
-They match token_argument_spec in module_utils/gitlab_tokens.py. Each module documents
+They match token_argument_spec in module_utils/gitlab_token_run.py. Each module documents
 what differs itself: its owner option, access_level, rotation_method (which names the
 module's endpoints) and, for personal access tokens, scopes.
 """

@@ -13,9 +13,9 @@ import re
 RECORD_KEYS = (
     'label', 'gitlab_url', 'scm_url', 'token_type', 'owner', 'token_name', 'rotation_method', 'action', 'outcome',
     'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'rotation_threshold_days',
-    'next_rotation', 'new_token_fingerprint',
-    'previous_token_id', 'revoked_token_ids', 'duplicate_token_ids', 'connected', 'connection_status',
-    'connection_message', 'brokered', 'token_last_update', 'mobb_token', 'service_account', 'failed', 'msg',
+    'next_rotation', 'new_token_fingerprint', 'previous_token_id', 'revoked_token_ids', 'awaiting_retirement',
+    'duplicate_token_ids', 'connected', 'connection_status', 'connection_message', 'brokered', 'token_last_update',
+    'mobb_token', 'service_account', 'failed', 'msg',
 )
 COLUMNS = ('Host', 'Token', 'Action', 'Token id', 'Expires', 'Days left', 'Next rotation', 'Mobb')
 
@@ -85,8 +85,11 @@ def _cells(row, disconnected):
 
 
 def _note(row):
-    return row.get('msg') or '; '.join(row.get('problems') or []) or (
+    note = row.get('msg') or '; '.join(row.get('problems') or []) or (
         '; '.join(row.get('reasons') or []) if row.get('changed') else '')
+    kept = ['token %s stays active until %s (retire_after_days)' % (entry['token_id'], entry['retire_on'])
+            for entry in row.get('awaiting_retirement') or []]
+    return '; '.join([note] + kept if note else kept)
 
 
 def _summary(report):

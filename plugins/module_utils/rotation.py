@@ -89,6 +89,7 @@ class Rotation:
         self.store_error = None
         self.verify_error = None
         self.revoked_ids = []
+        self.awaiting = []          # older tokens kept active until retire_after_days have passed
         self.now = None             # ReadAgain, once a failure read GitLab and Mobb again
         self.outcome = None
 
@@ -105,7 +106,7 @@ class Rotation:
             except (GitLabModuleError, MobbError) as error:
                 settings.problems.append(str(error))
             else:
-                kind = InPlaceRotation if settings.rotation_method in ('rotate', 'self_rotate') else cls
+                kind = InPlaceRotation if settings.in_place else NewTokenRotation
                 return kind(settings, gitlab_client, mobb_client, token_client, manager_token=manager_token,
                             check_mode=check_mode, warn=warn)
         return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
@@ -199,7 +200,12 @@ class Rotation:
         twins = settings.twins if settings.mode == 'check' else []
         self.reasons = twins + token_reasons + mobb_reasons
         if not self.reasons:
-            return 'retire' if decision.duplicates and holding.identity == 'managed' else 'none'
+            if not decision.duplicates or holding.identity != 'managed':
+                return 'none'
+            if self.today < settings.retire_on(decision.current['created_at']):
+                self._keep_until_retired(decision.duplicates, decision.current)
+                return 'none'
+            return 'retire'
         if settings.rotation_method == 'self_rotate' and not token_reasons and decision.current:
             return 'store'
         return 'rotate' if decision.current else 'create'
@@ -213,43 +219,23 @@ class Rotation:
         if reason:
             self.reasons.append(reason)
 
-    # ---- create_new: issue, store, verify, retire ---------------------------------------
+    # ---- store, verify, retire: what every way of replacing a token shares --------------
 
     def replace(self, plan):
-        """Put a new token in Mobb in place of the current one (rotation_method create_new)."""
-        self.issue()
-        yield 'issue'
-        stored = self.store()
-        yield 'store'
-        if stored is False:
-            self.roll_back()
-        self.verify(stored)
-        yield 'verify'
-        self.retire(self.tokens)
-        yield 'retire'
-        self.outcome = Outcome('created' if plan == 'create' else 'rotated')
+        """Replace the current token, or create the first one (plan create or rotate), yielding
+        each step's name: NewTokenRotation and InPlaceRotation are the two ways."""
+        raise NotImplementedError
+
+    def _keep_until_retired(self, tokens, managed):
+        """Record ``tokens`` (but ``managed``) as active until retire_after_days after ``managed``."""
+        retire_on = self.settings.retire_on(managed.get('created_at') or self.today.isoformat()).isoformat()
+        self.awaiting = [dict(token_id=token['id'], expires_at=token.get('expires_at'), retire_on=retire_on)
+                         for token in tokens if token['id'] != managed['id']]
 
     def planned_expiry(self):
         """The new token's expiry."""
         settings = self.settings
         return new_expiry(self.today, None, settings.expires_in_days, settings.rotate_before_days)
-
-    def issue(self):
-        settings = self.settings
-        attributes = dict(name=settings.token_name, scopes=list(settings.scopes),
-                          expires_at=self.planned_expiry().isoformat(), description=settings.description)
-        if self.owner.has_access_level:
-            attributes['access_level'] = settings.access_level
-        try:
-            issued = self.owner.create(attributes)
-        except GitLabModuleError as error:
-            if error.maybe_applied:
-                raise StepFailed(Outcome('issue_unknown', 'GitLab may have issued a new token without answering (%s); '
-                                         'if it did, that token is unused and the next run replaces it. Nothing else '
-                                         'was changed%s' % (error, self._still_working())))
-            raise StepFailed(Outcome('issue_refused', 'GitLab did not issue a new token (%s). Nothing was changed%s'
-                                     % (error, self._still_working())))
-        self._took(issued)
 
     def _took(self, issued):
         """Keep the new token's value in this object only; the record keeps a fingerprint."""
@@ -268,30 +254,6 @@ class Rotation:
             return False
         self.store_error = None
         return True
-
-    def roll_back(self):
-        """Mobb refused the new token: revoke it; the old one is untouched. A new token
-        already revoked (an overlapping run read it and retired it) is not revoked again, and
-        when Mobb connects with a token stored since this run's read, this run was overtaken."""
-        new_id = self.issued['id']
-        what = 'Mobb did not store the new token %s (%s).' % (new_id, self.store_error)
-        now = self._read_again()
-        if now.active(new_id) is False:
-            if now.holding is not None and now.holding.connected and now.mobb_moved():
-                raise StepFailed(Outcome('superseded', 'Mobb refused the new token %s, which was revoked meanwhile, '
-                                         'not by this run (a run that overlaps this one retires the tokens it read), '
-                                         'and Mobb took a token since this run read it. This run was overtaken and '
-                                         'has nothing to undo%s' % (new_id, now.text())))
-            raise StepFailed(Outcome('store_refused', '%s The new token was revoked meanwhile, not by this run, so '
-                                     'there was nothing to roll back%s' % (what, now.text())))
-        try:
-            self.owner.revoke(self.issued)
-        except GitLabModuleError as error:
-            raise StepFailed(Outcome('rollback_failed', '%s Mobb was not changed%s Revoking the new token failed too '
-                                     '(%s); the next run revokes it.' % (what, now.text(), error)))
-        self.revoked_ids.append(new_id)
-        raise StepFailed(Outcome('store_refused', '%s Rolled back: the new token is revoked%s'
-                                 % (what, now.text())))
 
     def _holds_ours(self, holding):
         """True, False, or None when Mobb's answer cannot tell."""
@@ -454,7 +416,81 @@ class Rotation:
         return task_diff(self)
 
 
-class InPlaceRotation(Rotation):
+class NewTokenRotation(Rotation):
+    """rotation_method create_new: a new token beside the old one, which keeps working until
+    Mobb is proven to use the new one (and, with retire_after_days, that many days longer)."""
+
+    def replace(self, plan):
+        """Put a new token in Mobb in place of the current one (rotation_method create_new)."""
+        self.issue()
+        yield 'issue'
+        stored = self.store()
+        yield 'store'
+        if stored is False:
+            self.roll_back()
+        self.verify(stored)
+        yield 'verify'
+        if self._overlaps():
+            self._keep_until_retired(self.tokens, self.issued)
+        else:
+            self.retire(self.tokens)
+            yield 'retire'
+        self.outcome = Outcome('created' if plan == 'create' else 'rotated')
+
+    def _overlaps(self):
+        """Whether the old tokens stay active for retire_after_days: only when Mobb's answer
+        shows its token, so that a later run can prove which one Mobb holds before revoking."""
+        if not self.settings.retire_after_days or not any(t['id'] != self.issued['id'] for t in self.tokens):
+            return False
+        if self.latest.fingerprint is None:
+            self.warn('retire_after_days needs Mobb to return the token it stores, so that a later run can prove '
+                      'which one Mobb holds: the old token(s) are revoked now')
+            return False
+        return True
+
+    def issue(self):
+        settings = self.settings
+        attributes = dict(name=settings.token_name, scopes=list(settings.scopes),
+                          expires_at=self.planned_expiry().isoformat(), description=settings.description)
+        if self.owner.has_access_level:
+            attributes['access_level'] = settings.access_level
+        try:
+            issued = self.owner.create(attributes)
+        except GitLabModuleError as error:
+            if error.maybe_applied:
+                raise StepFailed(Outcome('issue_unknown', 'GitLab may have issued a new token without answering (%s); '
+                                         'if it did, that token is unused and the next run replaces it. Nothing else '
+                                         'was changed%s' % (error, self._still_working())))
+            raise StepFailed(Outcome('issue_refused', 'GitLab did not issue a new token (%s). Nothing was changed%s'
+                                     % (error, self._still_working())))
+        self._took(issued)
+
+    def roll_back(self):
+        """Mobb refused the new token: revoke it; the old one is untouched. A new token
+        already revoked (an overlapping run read it and retired it) is not revoked again, and
+        when Mobb connects with a token stored since this run's read, this run was overtaken."""
+        new_id = self.issued['id']
+        what = 'Mobb did not store the new token %s (%s).' % (new_id, self.store_error)
+        now = self._read_again()
+        if now.active(new_id) is False:
+            if now.holding is not None and now.holding.connected and now.mobb_moved():
+                raise StepFailed(Outcome('superseded', 'Mobb refused the new token %s, which was revoked meanwhile, '
+                                         'not by this run (a run that overlaps this one retires the tokens it read), '
+                                         'and Mobb took a token since this run read it. This run was overtaken and '
+                                         'has nothing to undo%s' % (new_id, now.text())))
+            raise StepFailed(Outcome('store_refused', '%s The new token was revoked meanwhile, not by this run, so '
+                                     'there was nothing to roll back%s' % (what, now.text())))
+        try:
+            self.owner.revoke(self.issued)
+        except GitLabModuleError as error:
+            raise StepFailed(Outcome('rollback_failed', '%s Mobb was not changed%s Revoking the new token failed too '
+                                     '(%s); the next run revokes it.' % (what, now.text(), error)))
+        self.revoked_ids.append(new_id)
+        raise StepFailed(Outcome('store_refused', '%s Rolled back: the new token is revoked%s'
+                                 % (what, now.text())))
+
+
+class InPlaceRotation(NewTokenRotation):
     """rotation_method rotate and self_rotate: GitLab revokes the old token as it issues the
     new one, so Mobb holds a dead token until the new one is stored."""
 

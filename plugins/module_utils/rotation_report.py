@@ -207,6 +207,7 @@ def task_result(rotation, outcome):
         new_token_fingerprint=issued['fingerprint'] if issued else None,
         previous_token_id=(rotation.previous_id or (current['id'] if current else None)) if issued else None,
         revoked_token_ids=list(rotation.revoked_ids),
+        awaiting_retirement=list(rotation.awaiting),
         duplicate_token_ids=[token['id'] for token in rotation.decision.duplicates] if rotation.decision else [],
         connected=latest.connected if latest else None,
         connection_status=('OK' if latest.connected else 'Error') if latest else None,

@@ -103,6 +103,7 @@ ARGUMENT_SPEC = dict(
     rotate_before_days=dict(type='int', default=7),
     rotate_at_fraction=dict(type='float'),
     spread_days=dict(type='int', default=0),
+    retire_after_days=dict(type='int', default=0),
     rotation_method=dict(type='str', default='create_new', choices=list(ROTATION_METHODS)),
     force=dict(type='bool', default=False),
     verify_retries=dict(type='int', default=10),
@@ -208,6 +209,7 @@ class Settings:
         self.rotate_before_days = params['rotate_before_days']
         self.rotate_at_fraction = params.get('rotate_at_fraction')
         self.spread_days = params.get('spread_days') or 0
+        self.retire_after_days = params.get('retire_after_days') or 0
         self.check_days = params['check_days']
         self.verify_retries = params['verify_retries']
         self.verify_delay = params['verify_delay']
@@ -249,6 +251,7 @@ class Settings:
             self._check_service_account(params.get('service_account_memberships') or [], problems)
         problems.extend(lifetime_problems(self.expires_in_days, self.rotate_before_days))
         problems.extend(self._schedule_problems())
+        problems.extend(self._window_problems())
         if self.rotation_method == 'self_rotate' and self.token_type == 'service_account':
             problems.append("self_rotate is not offered for a service account's token here: use create_new (or "
                             "rotate) with an administrator's token, or for a group service account its group "
@@ -305,6 +308,25 @@ class Settings:
                     % (lifetime, self.rotate_before_days,
                        ' or rotate_at_fraction (%s)' % fraction if fraction is not None else '', spread, threshold)]
         return []
+
+    def _window_problems(self):
+        """retire_after_days: a window the old token can be kept for, with a method that keeps it."""
+        window = self.retire_after_days
+        if window < 0:
+            return ['retire_after_days must be 0 or more, got %d' % window]
+        if window and self.in_place:
+            return ['retire_after_days keeps the old token active after the switch, but rotation_method %s has '
+                    'GitLab revoke it at once: use rotation_method create_new, or retire_after_days 0'
+                    % self.rotation_method]
+        if window and self.expires_in_days and window >= self.expires_in_days:
+            return ['retire_after_days (%d) must be less than expires_in_days (%d): the new token would be due '
+                    'before the old one is retired' % (window, self.expires_in_days)]
+        return []
+
+    def retire_on(self, created_at):
+        """The date from which the tokens older than the managed one, created at ``created_at``
+        (GitLab's time or date), may be revoked: retire_after_days later."""
+        return datetime.date.fromisoformat(str(created_at)[:10]) + datetime.timedelta(days=self.retire_after_days)
 
     @property
     def spread_offset(self):

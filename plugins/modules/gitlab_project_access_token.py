@@ -255,8 +255,9 @@ duplicate_token_ids:
 """
 
 from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GitLabModule, GitLabModuleError
-from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import (
-    TOKEN_MUTUALLY_EXCLUSIVE, AccessTokenRun, ProjectTokens, token_argument_spec)
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_token_run import (
+    TOKEN_MUTUALLY_EXCLUSIVE, AccessTokenRun, token_argument_spec)
+from ansible_collections.mobb.scm.plugins.module_utils.gitlab_tokens import ProjectTokens
 
 ARGUMENT_SPEC = dict(
     token_argument_spec(default_scopes=['api'], with_access_level=True),

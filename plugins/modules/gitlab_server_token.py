@@ -252,6 +252,18 @@ options:
         once.
     type: int
     default: 0
+  retire_after_days:
+    description:
+      - Keep the old token active this many days after Mobb is proven to use the new one, for brokers that cache
+        a connection or GitLab instances with token reuse detection. A later run revokes the old token once the
+        days have passed (counted from the new token's creation) and Mobb still holds the new one; until then
+        RV(awaiting_retirement) lists it and when it goes.
+      - V(0) revokes it as soon as Mobb is proven to use the new one. Needs O(rotation_method=create_new) (the
+        other methods have GitLab revoke the old token at once) and Mobb returning the token it stores (when it
+        does not, which token Mobb holds cannot be proven later, so the old token is revoked at once, with a
+        warning). Less than O(expires_in_days).
+    type: int
+    default: 0
   rotation_method:
     description:
       - V(create_new) issues a second token while the old one still works, and revokes the old one only after
@@ -447,6 +459,23 @@ days_left:
   description: Days until it expires, by GitLab's clock.
   returned: always
   type: int
+awaiting_retirement:
+  description:
+    - Older tokens with the name that stay active for O(retire_after_days), each with the date from which a run
+      revokes it; empty when there are none.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    token_id:
+      description: Its id.
+      type: int
+    expires_at:
+      description: Its expiry date.
+      type: str
+    retire_on:
+      description: The date from which a run revokes it (if Mobb still holds the managed token then).
+      type: str
 rotation_threshold_days:
   description:
     - The days left at which it is (or was) due for rotation. That is O(rotate_before_days), or the rest of its

@@ -136,6 +136,27 @@ def test_rotate_at_fraction_and_spread_days_set_each_tokens_threshold(fleet):
     assert_mobb_uses_the_one_active_token(fleet)
 
 
+def test_retire_after_days_keeps_the_old_token_and_a_later_run_retires_it(fleet):
+    window = dict(KINDS['project'], gitlab_token_rotation_retire_after_days=2)
+    assert fleet.run(fleet.role_play(**window)).rc == 0
+    old = fleet.active()[0]
+    fleet.gitlabs[0].advance_clock(23)
+    switch = fleet.run(fleet.role_play(**window))
+    assert switch.rc == 0, switch.output[-3000:]
+    result = only(switch)
+    assert result['action'] == 'rotated' and result['revoked_token_ids'] == []
+    [waiting] = result['awaiting_retirement']
+    assert waiting['token_id'] == old['id']
+    assert [token['id'] for token in fleet.active()] == [old['id'], result['token_id']]
+    assert fleet.mobb_uses(0) == (True, result['token_id'])
+
+    fleet.gitlabs[0].advance_clock(2)
+    later = fleet.run(fleet.role_play(**window))
+    assert later.rc == 0, later.output[-3000:]
+    assert only(later)['action'] == 'retired' and only(later)['revoked_token_ids'] == [old['id']]
+    assert assert_mobb_uses_the_one_active_token(fleet)['id'] == result['token_id']
+
+
 def test_recovers_a_token_that_expired(fleet):
     assert fleet.run(fleet.role_play(**KINDS['personal'])).rc == 0
     old = fleet.active()[0]

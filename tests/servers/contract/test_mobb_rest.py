@@ -120,7 +120,6 @@ def test_html200_and_drop_faults(mobb, acme, gitlab):
     assert [entry['fault'] for entry in mobb.requests()] == ['html200', 'drop']
 
 
-
 def test_the_log_records_each_answers_body_length_and_null_for_a_dropped_request(mobb, acme, gitlab):
     answers = [mobb.rest_check(gitlab.url, api_key=acme['key']),
                mobb.graphql('query Me { me { id } }', api_key=acme['key']),
@@ -129,6 +128,7 @@ def test_the_log_records_each_answers_body_length_and_null_for_a_dropped_request
     with pytest.raises(requests.ConnectionError):
         mobb.rest_check(gitlab.url, api_key=acme['key'])
     assert [entry['response_bytes'] for entry in mobb.requests()] == [len(a.content) for a in answers] + [None]
+
 
 def test_delay_fault_serves_the_request_late(mobb, acme, gitlab):
     mobb.fault('delay', seconds=0.3)

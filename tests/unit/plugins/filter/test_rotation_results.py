@@ -63,6 +63,16 @@ def test_the_report_counts_and_shows_a_row_for_a_host_without_results():
     assert '## Notes' in markdown and markdown.endswith('\n')
 
 
+def test_the_report_says_until_when_an_old_token_stays_active():
+    waiting = [dict(token_id=41, expires_at='2027-01-05', retire_on='2027-01-02')]
+    report = token_report(['h'], {'h': {'gitlab_token_rotation_results': [
+        dict(record('a', 'rotated', reasons=['token 41 expires soon'], awaiting_retirement=waiting), host='h'),
+        dict(record('b', awaiting_retirement=waiting), host='h')]}}, 'T')
+    notes = token_report_text(report).splitlines()[-2:]
+    assert notes == ['- h a: token 41 expires soon; token 41 stays active until 2027-01-02 (retire_after_days)',
+                     '- h b: token 41 stays active until 2027-01-02 (retire_after_days)']
+
+
 def test_markdown_escapes_pipes_and_marks_disconnection():
     report = token_report(['h'], {'h': {'gitlab_token_rotation_results': [
         dict(record('a|b', connected=False), host='h')]}}, 'T')

@@ -134,10 +134,10 @@ CHANGES = {
         lambda spec, documented, defaults, wiring: wiring.pop('force'),
         ['force: tasks/main.yml gives it None, not the variable gitlab_token_rotation_force']),
     'a new option of the action': (
-        lambda spec, documented, defaults, wiring: _set(spec, 'retire_after_days', dict(type='int', default=0)),
-        ['gitlab_token_rotation_retire_after_days: not in meta/argument_specs.yml',
-         'gitlab_token_rotation_retire_after_days: \'missing\' in defaults/main.yml, 0 expected',
-         'retire_after_days: tasks/main.yml gives it None, not the variable gitlab_token_rotation_retire_after_days']),
+        lambda spec, documented, defaults, wiring: _set(spec, 'overlap_hours', dict(type='int', default=0)),
+        ['gitlab_token_rotation_overlap_hours: not in meta/argument_specs.yml',
+         'gitlab_token_rotation_overlap_hours: \'missing\' in defaults/main.yml, 0 expected',
+         'overlap_hours: tasks/main.yml gives it None, not the variable gitlab_token_rotation_overlap_hours']),
     'an option the action dropped': (
         lambda spec, documented, defaults, wiring: spec.pop('check_days'),
         ['gitlab_token_rotation_check_days: documented by the role, but the action has no option check_days',
