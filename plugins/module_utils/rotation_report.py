@@ -66,13 +66,6 @@ class Outcome:
         self.msg = msg
 
 
-def mobb_moved(before, holding):
-    """Whether Mobb's token changed between two answers (a store of another run landed)."""
-    if holding.fingerprint is not None and before.fingerprint is not None:
-        return holding.fingerprint != before.fingerprint
-    return holding.stored != before.stored or holding.last_update != before.last_update
-
-
 class ReadAgain:
     """GitLab's active tokens with the name and Mobb's answer (a mobb.MobbHolding), read again
     after a failure; ``tokens`` or ``holding`` is None when that side did not answer (its
@@ -94,8 +87,11 @@ class ReadAgain:
         return None if self.tokens is None else any(token['id'] == token_id for token in self.tokens)
 
     def mobb_moved(self):
-        """Whether Mobb's token changed since the run's read."""
-        return mobb_moved(self.before, self.holding)
+        """Whether Mobb's token changed since the run's read (a store of another run landed)."""
+        before, holding = self.before, self.holding
+        if holding.fingerprint is not None and before.fingerprint is not None:
+            return holding.fingerprint != before.fingerprint
+        return holding.stored != before.stored or holding.last_update != before.last_update
 
     def mobb_token(self):
         """The token Mobb holds now as {id, expires_at, active}: identified by GitLab now, or,
