@@ -413,6 +413,7 @@ def project_entity(request, state, project, user):
         'created_at': model.iso_timestamp(project.created_at), 'default_branch': 'main',
         'visibility': 'private', 'web_url': f'{base_url(request)}/{project.full_path}',
         'namespace': namespace,
+        'extended_prat_expiry_webhook_execute': project.extended_expiry_webhooks,
         'permissions': {
             'project_access': {'access_level': direct, 'notification_level': 3} if direct else None,
             'group_access': {'access_level': inherited, 'notification_level': 3} if inherited else None,
@@ -426,6 +427,7 @@ def group_entity(request, group):
         'path': group.path, 'description': '', 'visibility': 'private',
         'full_name': ' / '.join(group.full_path.split('/')), 'full_path': group.full_path,
         'parent_id': group.parent_id, 'created_at': model.iso_timestamp(group.created_at),
+        'extended_grat_expiry_webhook_execute': group.extended_expiry_webhooks,
     }
 
 

@@ -102,6 +102,19 @@ class GitLabInstance:
         """Logged requests that may change something (method other than GET and HEAD)."""
         return [r for r in self.requests() if r['method'] not in ('GET', 'HEAD')]
 
+    def hook_deliveries(self):
+        """Every webhook delivery: hook_id, url, event_uuid, status (null when none came back),
+        error, payload and the headers sent (``X-Gitlab-Token`` shown as ``[hook token]``)."""
+        return self._call('GET', 'hook_deliveries')
+
+    def clear_hook_deliveries(self):
+        self._call('DELETE', 'hook_deliveries')
+
+    def run_expiry_worker(self):
+        """Run GitLab's daily expiry worker for today (no interval is sent twice); returns the
+        deliveries it made."""
+        return self._call('POST', 'hooks/run_expiry_worker')
+
     def secrets(self):
         """Every token value this instance has issued, to prove none leaked."""
         return self._call('GET', 'secrets')

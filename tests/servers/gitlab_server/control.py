@@ -11,7 +11,7 @@ import re
 
 from aiohttp import web
 
-from gitlab_server import api, model
+from gitlab_server import api, hooks, model
 
 PREFIX = '/_test/'
 # The InstanceServer (gitlab_server.instance) that owns this application.
@@ -189,6 +189,29 @@ def seed_token(state, item):
                 expires_at=api.date_text(token.expires_at))
 
 
+def seed_extended_setting(item, name):
+    """The extended expiry-webhook setting a seeded project/group item names (None: left as is)."""
+    value = item.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ControlError(f'{name} must be true or false')
+    return value
+
+
+def seed_group(state, item):
+    extended = seed_extended_setting(item, hooks.GROUP_SETTING)
+    group = state.ensure_group(need(item, 'path', 'a group'))
+    if extended is not None:
+        group.extended_expiry_webhooks = extended
+    return dict(item, id=group.id)
+
+
+def seed_project(state, item):
+    extended = seed_extended_setting(item, hooks.PROJECT_SETTING)
+    project = state.add_project(need(item, 'path', 'a project'))
+    project.extended_expiry_webhooks = bool(extended)
+    return dict(item, id=project.id)
+
+
 SEED_LISTS = ('users', 'groups', 'projects', 'service_accounts', 'members', 'tokens')
 
 
@@ -203,10 +226,8 @@ def seed_document(state, body):
     try:
         return {
             'users': [seed_user(state, item) for item in body.get('users', [])],
-            'groups': [dict(item, id=state.ensure_group(need(item, 'path', 'a group')).id)
-                       for item in body.get('groups', [])],
-            'projects': [dict(item, id=state.add_project(need(item, 'path', 'a project')).id)
-                         for item in body.get('projects', [])],
+            'groups': [seed_group(state, item) for item in body.get('groups', [])],
+            'projects': [seed_project(state, item) for item in body.get('projects', [])],
             'service_accounts': [seed_service_account(state, item)
                                  for item in body.get('service_accounts', [])],
             'members': [seed_member(state, item) for item in body.get('members', [])],
@@ -230,8 +251,11 @@ async def get_clock(request):
 
 @control_route
 async def set_clock(request):
-    """``{"advance_days": N}`` or ``{"now": "2027-01-01T00:00:00Z"}``."""
-    clock = server_of(request).state.clock
+    """``{"advance_days": N}`` or ``{"now": "2027-01-01T00:00:00Z"}``; answers once the expiry
+    worker's webhook deliveries for the days crossed have all finished."""
+    server = server_of(request)
+    clock = server.state.clock
+    old_today = clock.today()
     body = await read_body(request)
     if 'now' in body:
         moment = api.parse_datetime(body['now'])
@@ -242,6 +266,7 @@ async def set_clock(request):
         clock.advance(float(body['advance_days']))
     else:
         raise ControlError('give "advance_days" or "now"')
+    await hooks.clock_moved(server, old_today)
     return reply({'now': model.iso_timestamp(clock.now())})
 
 
@@ -324,6 +349,23 @@ async def clear_requests(request):
 
 
 @control_route
+async def list_hook_deliveries(request):
+    return reply(server_of(request).hook_deliveries)
+
+
+@control_route
+async def clear_hook_deliveries(request):
+    server_of(request).hook_deliveries.clear()
+    return reply([])
+
+
+@control_route
+async def run_expiry_worker(request):
+    """The daily expiry worker for today only; answers its delivery records."""
+    return reply(await hooks.run_today(server_of(request)))
+
+
+@control_route
 async def list_secrets(request):
     return reply(list(server_of(request).state.issued_secrets))
 
@@ -385,6 +427,9 @@ def add_routes(app):
         web.delete(PREFIX + 'faults', clear_faults),
         web.get(PREFIX + 'requests', list_requests),
         web.delete(PREFIX + 'requests', clear_requests),
+        web.get(PREFIX + 'hook_deliveries', list_hook_deliveries),
+        web.delete(PREFIX + 'hook_deliveries', clear_hook_deliveries),
+        web.post(PREFIX + 'hooks/run_expiry_worker', run_expiry_worker),
         web.get(PREFIX + 'secrets', list_secrets),
         web.get(PREFIX + 'tokens', list_tokens),
         web.get(PREFIX + 'users', list_users),

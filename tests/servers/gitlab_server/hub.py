@@ -12,7 +12,7 @@ import ssl
 import trustme
 from aiohttp import web
 
-from gitlab_server import model
+from gitlab_server import hooks, model
 from gitlab_server.control import ControlError, read_body, reply
 from gitlab_server.instance import InstanceServer
 
@@ -138,6 +138,10 @@ async def advance_clocks(request):
             raise HubError('give "advance_days": a number of days')
     except ControlError as exc:
         return reply({'error': str(exc)}, status=400)
-    for server in hub.instances.values():
+    servers = list(hub.instances.values())
+    old_todays = [server.state.clock.today() for server in servers]
+    for server in servers:
         server.state.clock.advance(days)
+    # Every instance's expiry worker runs at once; the answer waits for all their deliveries.
+    await asyncio.gather(*(hooks.clock_moved(server, old) for server, old in zip(servers, old_todays)))
     return reply({s.name: model.iso_timestamp(s.state.clock.now()) for s in hub.instances.values()})

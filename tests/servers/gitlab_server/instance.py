@@ -14,7 +14,7 @@ import socket
 
 from aiohttp import web
 
-from gitlab_server import api, control, members, model, service_accounts
+from gitlab_server import api, control, hooks, members, model, service_accounts
 from gitlab_server.control import SERVER
 
 HTML_ERROR_PAGE = (
@@ -37,6 +37,8 @@ class InstanceServer:
         self.state = model.Instance(name, clock=clock, host=host)
         self.faults = []
         self.log = []
+        # Every webhook delivery (X-Gitlab-Token redacted), for GET /_test/hook_deliveries.
+        self.hook_deliveries = []
         self.seq = 0
         self.port = None
         self.runner = None
@@ -47,6 +49,7 @@ class InstanceServer:
         api.add_routes(self.app)
         members.add_routes(self.app)
         service_accounts.add_routes(self.app)
+        hooks.add_routes(self.app)
         control.add_routes(self.app)
 
     @property
@@ -82,6 +85,7 @@ class InstanceServer:
         self.state.reset()
         self.faults.clear()
         self.log.clear()
+        self.hook_deliveries.clear()
 
     def take_fault(self, request):
         for fault in self.faults:

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import re
 import secrets
+import uuid
 
 UTC = dt.timezone.utc
 
@@ -49,6 +50,10 @@ USERNAME_PATTERN = re.compile(r'^[A-Za-z0-9_.][A-Za-z0-9_.-]*$')
 USERNAME_FORMAT_ERROR = ("Username can contain only letters, digits, '_', '-' and '.'. "
                          "Cannot start with '-' or end in '.', '.git' or '.atom'.")
 EMAIL_PATTERN = re.compile(r'^[^@\s]+@[^@\s]+$')
+# Days before expiry on which the daily worker sends a project/group token's webhook event;
+# the extended set with the project/group setting of GitLab MR !178266.
+EXPIRY_NOTICE_DAYS = (7,)
+EXTENDED_EXPIRY_NOTICE_DAYS = (60, 30, 7)
 
 
 class ApiError(Exception):
@@ -202,6 +207,8 @@ class Group:
     name: str
     parent_id: int | None
     created_at: dt.datetime
+    # extended_grat_expiry_webhook_execute: expiry events also at 60 and 30 days.
+    extended_expiry_webhooks: bool = False
 
     @property
     def path(self):
@@ -216,6 +223,8 @@ class Project:
     created_at: dt.datetime
     group_id: int | None = None
     owner_id: int | None = None
+    # extended_prat_expiry_webhook_execute: expiry events also at 60 and 30 days.
+    extended_expiry_webhooks: bool = False
 
     @property
     def path(self):
@@ -239,6 +248,8 @@ class Token:
     previous_id: int | None = None
     resource_type: str | None = None
     resource_id: int | None = None
+    # Days-before-expiry intervals whose webhook event the expiry worker has sent (never twice).
+    expiry_notified: set = dataclasses.field(default_factory=set)
 
     def expired(self, today):
         """Expired from 00:00 UTC on the expiry date itself."""
@@ -246,6 +257,24 @@ class Token:
 
     def active(self, today):
         return not self.revoked and not self.expired(today)
+
+
+@dataclasses.dataclass
+class Hook:
+    """A project or group webhook; ``token`` is its secret, never rendered."""
+
+    id: int
+    source_type: str
+    source_id: int
+    url: str
+    created_at: dt.datetime
+    token: str | None = None
+    resource_access_token_events: bool = False
+    enable_ssl_verification: bool = True
+    # The other trigger flags GitLab takes (push_events, ...): stored and echoed, never fired.
+    flags: dict = dataclasses.field(default_factory=dict)
+    # X-Gitlab-Webhook-UUID: one per hook, stable.
+    uuid: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
 
 
 class Instance:
@@ -268,9 +297,10 @@ class Instance:
         self.members = {}
         self.tokens = {}
         self.tokens_by_secret = {}
+        self.hooks = {}
         # user id -> when each of their recent service-account creations was attempted
         self.service_account_creations = {}
-        self._ids = {'user': 0, 'group': 0, 'project': 0, 'token': 0}
+        self._ids = {'user': 0, 'group': 0, 'project': 0, 'token': 0, 'hook': 0}
         admin = self.add_user('root', name='Administrator', admin=True)
         # The administrator's token never expires, so tests that move the clock keep control.
         self.admin_token = self.add_token(
@@ -324,6 +354,8 @@ class Instance:
         for token in self.resource_tokens(project):
             del self.tokens[token.id]
             del self.tokens_by_secret[token.secret]
+        for hook in self.hooks_of(project):
+            del self.hooks[hook.id]
         del self.projects[project.id]
 
     def sole_owned_groups(self, user):
@@ -729,6 +761,56 @@ class Instance:
     def resource_tokens(self, resource):
         kind = source_kind(resource)
         return [t for t in self.tokens.values() if t.resource_type == kind and t.resource_id == resource.id]
+
+    # ------------------------------------------------------------------------------ hooks
+    def add_hook(self, source, url, **attributes):
+        hook = Hook(id=self._next_id('hook'), source_type=source_kind(source), source_id=source.id,
+                    url=url, created_at=self.clock.now(), **attributes)
+        self.hooks[hook.id] = hook
+        return hook
+
+    def hooks_of(self, source):
+        kind = source_kind(source)
+        return [h for h in sorted(self.hooks.values(), key=lambda h: h.id)
+                if h.source_type == kind and h.source_id == source.id]
+
+    def find_hook(self, source, hook_id):
+        hook = self.hooks.get(int(hook_id)) if str(hook_id).isdigit() else None
+        if hook is None or hook.source_type != source_kind(source) or hook.source_id != source.id:
+            return None
+        return hook
+
+    def ancestor_groups(self, source):
+        """The groups above a project or group, nearest first."""
+        parent_id = source.group_id if isinstance(source, Project) else source.parent_id
+        return self.group_ancestry(parent_id) if parent_id else []
+
+    def token_event_hooks(self, resource):
+        """Hooks with access-token events on this project or group and on the groups above it."""
+        sources = [resource] + self.ancestor_groups(resource)
+        return [h for source in sources for h in self.hooks_of(source) if h.resource_access_token_events]
+
+    def expiring_token_events(self, after, through):
+        """PersonalAccessTokens::ExpiringWorker for each day D with ``after < D <= through``.
+
+        Every active project/group token whose expiry is exactly one of its notice intervals
+        (7 days, or 60, 30 and 7 with the extended setting) after D gives one event, once per
+        interval: returns ``[(day, token, resource, interval)]`` by day then token id, and marks
+        the intervals sent.
+        """
+        events = []
+        for token in sorted(self.tokens.values(), key=lambda t: t.id):
+            resource = self.resource_of(token)
+            if resource is None or token.revoked or token.expires_at is None:
+                continue
+            intervals = EXTENDED_EXPIRY_NOTICE_DAYS if resource.extended_expiry_webhooks else EXPIRY_NOTICE_DAYS
+            for interval in intervals:
+                day = token.expires_at - dt.timedelta(days=interval)
+                if after < day <= through and interval not in token.expiry_notified:
+                    token.expiry_notified.add(interval)
+                    events.append((day, token, resource, interval))
+        events.sort(key=lambda event: (event[0], event[1].id))
+        return events
 
 
 def source_kind(source):
