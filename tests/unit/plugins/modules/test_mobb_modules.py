@@ -16,6 +16,11 @@ from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as module_warnings
 
 try:
+    from ansible.module_utils import _internal as module_internal
+except ImportError:  # ansible-core < 2.19 has no controller switch for module warnings
+    module_internal = None
+
+try:
     from ansible.module_utils.testing import patch_module_args
 except ImportError:  # ansible-core < 2.19 has no helper: the module args are basic._ANSIBLE_ARGS
     @contextlib.contextmanager
@@ -26,8 +31,14 @@ from ansible_collections.mobb.scm.plugins.modules import mobb_connection_info, m
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(capsys, monkeypatch):
     """Run a module's main() with these args; (exit code, the JSON it printed)."""
+    # ansible-core 2.19 sends a module's warnings to the controller's display once anything of
+    # the controller is imported in the process (another test's import of ansible.errors): a
+    # module runs in a process of its own, where nothing is.
+    if hasattr(module_internal, 'is_controller'):
+        monkeypatch.setattr(module_internal, 'is_controller', False)
+
     def run(module, args, check_mode=False, diff=False):
         args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
         # Warnings are process-wide in a module; each real run is a fresh process.
