@@ -3,6 +3,7 @@
 #               and the matrix of ansible-core versions
 #   make matrix sanity, unit and an integration subset under each supported ansible-core (MATRIX_VERSIONS)
 #   make demo   the rotation role on a local fleet: create, no-op, rotate, check (demo/run.py)
+#   make demo-events  GitLab's expiry webhook rotating a token through ansible-rulebook (demo/events.py)
 #   make bench  mobb.scm.rotate beside community.general on N local servers (BENCH_N, BENCH_FORKS)
 #   make live   the modules against a real GitLab and Mobb named in the environment (README)
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(CURDIR)/.cache/ansible-home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test sanity lint units server-contract integration matrix live build demo bench bench-smoke clean
+.PHONY: test sanity lint units server-contract integration matrix live build demo demo-events java-runtime bench bench-smoke clean
 
 test: sanity lint units server-contract integration bench-smoke matrix
 	@echo "make test: all suites passed"
@@ -77,7 +78,13 @@ units: venv
 server-contract: venv
 	$(BIN)/pytest tests/servers/contract $(PYTEST_ARGS)
 
-integration: venv
+# ansible-rulebook (the event-driven tests and demo) runs its rules on a Java 17 runtime.
+java-runtime:
+	@java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])' || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq openjdk-17-jre-headless; }
+
+integration: venv java-runtime
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 # The supported ansible-core versions, each in a virtual environment of its own under
@@ -153,6 +160,9 @@ build: venv
 
 demo: venv
 	$(BIN)/python demo/run.py
+
+demo-events: venv java-runtime
+	$(BIN)/python demo/events.py
 
 # Figures, not a timed test: wall time (also over Ansible's floor, one debug task per host),
 # requests per token and peak memory (RSS and PSS) of both jobs, and the issue's targets.

@@ -362,15 +362,16 @@ def contains_any(path, secrets):
     return any(secret.encode() in content for secret in secrets)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-    parser.add_argument('--output-dir', default=os.path.join(ROOT, '.cache', 'demo'),
-                        help='where the playbook logs and reports go (emptied first)')
+def main(make_demo=Demo, output_name='demo', description=__doc__):
+    """Run one demo story (``make_demo``, a Demo) with its logs under .cache/<output_name>."""
+    parser = argparse.ArgumentParser(description=description.split('\n', 1)[0])
+    parser.add_argument('--output-dir', default=os.path.join(ROOT, '.cache', output_name),
+                        help='where the logs and reports go (emptied first)')
     parser.add_argument('--verbose', action='store_true', help="also print each playbook's whole output")
     options = parser.parse_args()
     shutil.rmtree(options.output_dir, ignore_errors=True)
     os.makedirs(options.output_dir)
-    demo = Demo(options.output_dir, options.verbose)
+    demo = make_demo(options.output_dir, options.verbose)
     try:
         demo.run()
     except DemoError as error:

@@ -26,8 +26,16 @@ def project_playbooks():
             if block.startswith('# ') and 'import_playbook' in block}
 
 
+def _builder_definitions():
+    return [block for block in yaml_blocks() if isinstance(block, dict) and block.get('version') == 3]
+
+
 def execution_environment():
-    return next(block for block in yaml_blocks() if isinstance(block, dict) and block.get('version') == 3)
+    return next(block for block in _builder_definitions() if 'ansible-rulebook' not in block['images']['base_image']['name'])
+
+
+def decision_environment():
+    return next(block for block in _builder_definitions() if 'ansible-rulebook' in block['images']['base_image']['name'])
 
 
 def credential_types():

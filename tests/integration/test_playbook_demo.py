@@ -11,13 +11,19 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_the_demo_tells_its_story_and_leaves_no_secret(tmp_path):
-    output_dir = tmp_path / 'demo'
+def run_demo(script, output_dir):
+    """The demo script's output, once it exited 0."""
     environment = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-    completed = subprocess.run([sys.executable, os.path.join(ROOT, 'demo', 'run.py'), '--output-dir', str(output_dir)],
+    completed = subprocess.run([sys.executable, os.path.join(ROOT, 'demo', script), '--output-dir', str(output_dir)],
                                env=environment, capture_output=True, text=True, timeout=600, check=False)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
+    return output
+
+
+def test_the_demo_tells_its_story_and_leaves_no_secret(tmp_path):
+    output_dir = tmp_path / 'demo'
+    output = run_demo('run.py', output_dir)
     steps = ['1. First run', '2. The daily run', '3. 24 days later', '4. The run that rotates', '5. The check',
              '6. A GitLab server added in Mobb']
     positions = [output.index(step) for step in steps]
@@ -40,3 +46,16 @@ def test_the_demo_tells_its_story_and_leaves_no_secret(tmp_path):
                                               '5-inventory.log', '6-rotate.log', 'reports']
     assert sorted(os.listdir(output_dir / 'reports')) == ['gitlab-token-report.json', 'gitlab-token-report.md']
     assert len(output.splitlines()) < 150, 'the demo should stay a few screens long'
+
+
+def test_the_events_demo_rotates_on_gitlabs_webhook_and_leaves_no_secret(tmp_path):
+    output_dir = tmp_path / 'demo-events'
+    output = run_demo('events.py', output_dir)
+    steps = ['1. The scheduled run', '2. ansible-rulebook listens', '3. A forged event', '4. 23 days later']
+    positions = [output.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert 'POST with X-Gitlab-Token: guessed -> 401' in output
+    assert 'GitLab -> rulebook: Resource Access Token Hook, token 2 (mobb-broker)' in output
+    assert 'GitLab tokens kept for Mobb - 1 token(s) on 1 host(s): rotated: 1' in output
+    assert 'tokens, keys and the hook secret appears in any output' in output
+    assert sorted(os.listdir(output_dir)) == ['1-rotate.log', 'events.yml', 'rulebook.log']

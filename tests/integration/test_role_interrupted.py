@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from rotation_fleet import PERSONAL, Fleet, strike_while_held
+from rotation_fleet import PERSONAL, Fleet, results, strike_while_held
 
 # How long a server holds the request the kill waits for: the watcher polls every 20 ms.
 HOLD = 1.5
@@ -38,11 +38,11 @@ def after(entries, first):
     return []
 
 
-def kill_when(fleet, poll, matches):
+def kill_when(fleet, poll, matches, **role_vars):
     """Start a rotation, SIGKILL all its processes while the request ``matches`` picks in
     ``poll()`` is held, let the held request land, and check what the killed run left."""
     since = time.monotonic()
-    running = fleet.start(fleet.role_play(**PERSONAL))
+    running = fleet.start(fleet.role_play(**PERSONAL, **role_vars))
     strike_while_held(poll, matches, HOLD, lambda _entry: running.kill(), since, alive=lambda: running.running)
     run = running.wait(60)
     assert run.rc == -signal.SIGKILL, run.output[-3000:]
@@ -108,3 +108,27 @@ def test_killed_during_the_revoke_leaves_mobb_on_the_new_token(fleet):
     new = fleet.active()
     assert len(new) == 1 and fleet.mobb_uses() == (True, new[0]['id'])
     assert fleet.assert_converges('none')['token_id'] == new[0]['id']
+
+
+def test_killed_after_the_switch_within_a_window_a_later_run_still_retires_the_old_token(fleet):
+    window = {'gitlab_token_rotation_retire_after_days': 2}
+    old = fleet.near_expiry(**window)
+    fleet.mobb.fault('delay', seconds=0.01, operation=CHECK)
+    fleet.mobb.fault('delay', seconds=HOLD, operation=CHECK)
+    kill_when(fleet, lambda: after(fleet.mobb.requests(), lambda e: e['result'] == STORED),
+              lambda e: e['operation'] == CHECK and e['fault'] == 'delay', **window)
+    new = fleet.active()[-1]
+    assert [t['id'] for t in fleet.active()] == [old['id'], new['id']]
+    assert fleet.mobb_uses() == (True, new['id'])
+    # The killed run recorded nothing: the next run, within the window, finds Mobb on the new
+    # token from GitLab's and Mobb's answers alone and keeps the old one until the window ends.
+    fleet.mobb.clear_faults()
+    within = fleet.run(fleet.role_play(**PERSONAL, **window))
+    assert within.rc == 0, within.output[-3000:]
+    [result] = results(within)
+    assert result['token_id'] == new['id'] and result['revoked_token_ids'] == []
+    assert [waiting['token_id'] for waiting in result['awaiting_retirement']] == [old['id']]
+    assert [t['id'] for t in fleet.active()] == [old['id'], new['id']]
+    fleet.gitlabs[0].advance_clock(2)
+    result = fleet.assert_converges('retired', **window)
+    assert result['token_id'] == new['id'] and result['revoked_token_ids'] == [old['id']]
