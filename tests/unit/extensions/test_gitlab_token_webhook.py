@@ -123,7 +123,9 @@ def test_a_group_tokens_warning_and_its_other_date_format(start):
     assert event['gitlab_token']['kind'] == 'group' and event['gitlab_token']['source_path'] == 'parent/child'
     assert event['gitlab_token']['source_id'] == 35 and event['gitlab_token']['token_id'] == 28
     assert event['gitlab_token']['created_at'] == '2024-01-29T09:08:33Z'
-    assert event['gitlab_token']['gitlab_url'] == 'https://GitLab.example.com'
+    assert event['gitlab_token']['gitlab_url'] == 'https://gitlab.example.com'
+    # The same server spelt otherwise is the same token: one event.
+    assert hook.post(GROUP_PAYLOAD, uuid='e-3', instance='HTTPS://gitlab.EXAMPLE.com').json() == {'duplicate': 'token'}
 
 
 def test_the_server_comes_from_the_projects_web_url_without_the_instance_header(start):

@@ -125,13 +125,15 @@ def created_at_iso(value):
 
 
 def server_url(value):
-    """``scheme://host[:port][/path]`` without a trailing slash, or None when ``value`` is no http(s) URL."""
+    """``scheme://host[:port][/path]``, scheme and host lowercased (one server, one key for the
+    de-duplication and the rulebook's throttle), without a trailing slash; None when ``value`` is
+    no http(s) URL."""
     if not isinstance(value, str):
         return None
     parts = urlsplit(value.strip())
-    if parts.scheme not in ('http', 'https') or not parts.hostname:
+    if parts.scheme.lower() not in ('http', 'https') or not parts.hostname:
         return None
-    return '%s://%s%s' % (parts.scheme, parts.netloc, parts.path.rstrip('/'))
+    return '%s://%s%s' % (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip('/'))
 
 
 def instance_url(headers, payload):
