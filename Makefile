@@ -92,8 +92,9 @@ integration: venv java-runtime
 # subset of the integration tests that covers the action (through the role and the
 # playbooks, a service account's token included), a token module, the service-account
 # module, a Mobb module, the playbooks failing on an unreadable inventory (ansible-core must
-# keep what a failed inventory source set), twins found across hosts (a run_once set_fact) and
-# the action reading module_defaults itself (their storage differs between versions).
+# keep what a failed inventory source set), twins found across hosts and the fleet action
+# reading every host's variables through the variable manager, and module_defaults itself (their
+# storage differs between versions).
 # MATRIX_VERSIONS="2.16" runs one.
 MATRIX_VERSIONS ?= 2.16 2.17 2.18 2.19
 MATRIX_ROOT := $(CURDIR)/.cache/matrix

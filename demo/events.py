@@ -16,6 +16,7 @@ file it produced, and exits non-zero when a step does not behave as described.
 """
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import signal
@@ -106,8 +107,11 @@ class EventsDemo(Demo):
             'resource_access_token_events': True, 'enable_ssl_verification': False})
 
     def wait_for_runs(self, count):
+        """The rulebook's output once ``count`` playbook runs ended and ansible-rulebook removed their
+        private data directories (eda*, in TMPDIR), which it does a moment after each recap."""
         deadline = time.monotonic() + RUN_TIMEOUT
-        while self.rulebook_output().count('PLAY RECAP') < count:
+        while (self.rulebook_output().count('PLAY RECAP') < count
+               or glob.glob(os.path.join(self.output_dir, 'eda*'))):
             expect(self.rulebook.poll() is None, 'ansible-rulebook stopped:\n' + self.rulebook_output()[-3000:])
             expect(time.monotonic() < deadline, f'no playbook run within {RUN_TIMEOUT} s')
             time.sleep(0.2)

@@ -20,9 +20,9 @@ from ansible_collections.mobb.scm.plugins.module_utils.gitlab import GITLAB_IMPO
 from ansible_collections.mobb.scm.plugins.module_utils.rotation import Rotation
 from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
     ARGUMENT_SPEC,
-    CONNECTION_GROUPS,
     MUTUALLY_EXCLUSIVE,
     SettingsError,
+    group_defaults,
     settle_arguments,
 )
 
@@ -38,7 +38,8 @@ class ActionModule(ActionBase):
         del tmp
         try:
             # This worker's copy of the task: the overrides are validated with the rest.
-            self._task.args = settle_arguments(self._task.args, self._group_defaults())
+            self._task.args = settle_arguments(self._task.args,
+                                               group_defaults(self._task.module_defaults, self._templar.template))
         except SettingsError as error:
             raise AnsibleActionFail(str(error)) from None
         _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC,
@@ -54,13 +55,3 @@ class ActionModule(ActionBase):
         if warnings:
             result['warnings'] = warnings
         return result
-
-    def _group_defaults(self):
-        """The module_defaults set for the gitlab and mobb action groups, templated:
-        {'mobb.scm.gitlab': {...}, 'mobb.scm.mobb': {...}} (server_token_options.CONNECTION_GROUPS
-        says why the action is in neither group)."""
-        merged = {}
-        for defaults in self._task.module_defaults or []:
-            merged.update(defaults)
-        return {group: self._templar.template(merged['group/' + group])
-                for group in CONNECTION_GROUPS if 'group/' + group in merged}

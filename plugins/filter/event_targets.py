@@ -42,9 +42,9 @@ def event_targets(event, hosts, hostvars, running_host, play_values):
     """``{'hosts': [...], 'message': '...'}``: the hosts of ``hosts`` with a token that ``event``
     (an event of the mobb.scm.gitlab_token_webhook source) names, matched by GitLab server URL
     (gitlab_url or mobb_scm_url), token type, token name and project or group (id or path), and
-    one line saying what was matched. ``hostvars`` and ``play_values`` are read as in the
-    token_refusals filter: the role's values as ``running_host`` sees them stand for hosts
-    without their own."""
+    one line saying what was matched. ``hostvars`` holds each host's inventory and extra
+    variables, not the play's, the role's defaults nor task vars: ``play_values``, the role's
+    values as ``running_host`` sees them, stand for hosts without their own."""
     if not isinstance(event, Mapping) or not isinstance(event.get('gitlab_token'), Mapping):
         return {'hosts': [], 'message': 'The event is not one of the mobb.scm.gitlab_token_webhook source '
                                         '(it has no gitlab_token): no server is kept.'}

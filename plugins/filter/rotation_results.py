@@ -9,38 +9,29 @@ from __future__ import annotations
 import datetime
 import re
 
-# What a result of the action keeps in the role's results (never a secret).
-RECORD_KEYS = (
-    'label', 'gitlab_url', 'scm_url', 'token_type', 'owner', 'token_name', 'rotation_method', 'action', 'outcome',
-    'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'rotation_threshold_days',
-    'next_rotation', 'new_token_fingerprint', 'previous_token_id', 'revoked_token_ids', 'awaiting_retirement',
-    'duplicate_token_ids', 'connected', 'connection_status', 'connection_message', 'brokered', 'token_last_update',
-    'mobb_token', 'service_account', 'failed', 'msg',
-)
+from ansible_collections.mobb.scm.plugins.module_utils.rotation_report import token_record
+
 COLUMNS = ('Host', 'Token', 'Action', 'Token id', 'Expires', 'Days left', 'Next rotation', 'Mobb')
 
 
 def token_results(registered, host):
     """The role's records from ``register`` of a loop over the action, each with its host."""
-    records = []
-    for result in registered.get('results', []):
-        record = {key: result.get(key) for key in RECORD_KEYS}
-        record['host'] = host
-        if record['label'] is None:
-            # The action did not run (its arguments were refused): keep Ansible's message.
-            record.update(label='-', action='failed', outcome='invalid_settings', failed=True, changed=False,
-                          reasons=[], problems=[], revoked_token_ids=[], msg=result.get('msg', 'failed'))
-        records.append(record)
-    return records
+    return [token_record(result, host) for result in registered.get('results', [])]
 
 
-def token_stats(hosts, hostvars):
+def _results_of(host, hostvars, fleet):
+    """The host's records: from ``fleet`` (a mobb.scm.gitlab_fleet_tokens result's hosts) when
+    this run's fleet kept it, else its fact (None when it has none). The fleet's answer comes
+    first: a fact cache kept across runs (AWX's, jsonfile) may still hold a former run's."""
+    if fleet and host in fleet:
+        return fleet[host].get('results')
+    return hostvars[host].get('gitlab_token_rotation_results')
+
+
+def token_stats(hosts, hostvars, fleet=None):
     """The set_stats data of ``hosts``: each host's results keyed by token label."""
-    stats = {}
-    for host in hosts:
-        results = hostvars[host].get('gitlab_token_rotation_results') or []
-        stats[host] = {record['label']: record for record in results}
-    return stats
+    return {host: {record['label']: record for record in _results_of(host, hostvars, fleet) or []}
+            for host in hosts}
 
 
 def token_problems(results):
@@ -49,11 +40,11 @@ def token_problems(results):
                       for record in results if record.get('problems'))
 
 
-def token_report(hosts, hostvars, title):
+def token_report(hosts, hostvars, title, fleet=None):
     """One report over the results of ``hosts``; a host without results gets a row saying so."""
     rows = []
     for host in hosts:
-        results = hostvars[host].get('gitlab_token_rotation_results')
+        results = _results_of(host, hostvars, fleet)
         if results is None:
             rows.append(dict(host=host, label='-', action='failed', failed=True, changed=False, problems=[],
                              reasons=[], token_id=None, expires_at=None, days_left=None, next_rotation=None,

@@ -68,6 +68,7 @@ from ansible_collections.mobb.scm.plugins.module_utils.mobb_queries import (
     ME_WITH_TOKENS_QUERY,
     UPDATE_SCM_TOKEN_MUTATION,
     VALIDATE_SCM_TOKEN_QUERY,
+    connection_statuses_query,
 )
 from ansible_collections.mobb.scm.plugins.module_utils.transport import causes, one_line, root_cause, transport_reason
 
@@ -438,6 +439,37 @@ class MobbClient:
         else:
             message = _status_message(status, scm_url)
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
+
+    def connection_statuses(self, scm_urls):
+        """Mobb's connection check for each of ``scm_urls`` and the caller's ``me`` (with the
+        stored tokens), in one request: {scm_url: {connected, message, me}}, one ``me`` shared.
+
+        None when Mobb answers with errors: Mobb fails a whole request when one check fails, so
+        the answer cannot tell which server is not connected; each is then asked on its own
+        (connection_status). A refused key, a schema mismatch or an unreachable API raise.
+        """
+        urls = list(scm_urls)
+        variables = {'u%d' % index: url for index, url in enumerate(urls)}
+        payload = self._post('checkScmConnectionStatus', connection_statuses_query(len(urls)), variables)
+        data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        errors = payload.get('errors') or []
+        for error in errors:
+            if _error_code(error) in ('access-denied', 'validation-failed'):
+                raise self._graphql_error([error], 'checkScmConnectionStatus')
+        if errors or data.get('me') is None:
+            self._remember_tokens(data.get('me'))
+            return None
+        me = self._require_me(data['me'])
+        statuses = {}
+        for index, url in enumerate(urls):
+            status = (data.get('c%d' % index) or {}).get('status')
+            statuses[url] = {'connected': status == 'OK', 'message': _status_message(status, url), 'me': me}
+        return statuses
+
+    def adopt(self, status):
+        """An answer another client of the same Mobb user read (connection_statuses): the
+        tokens stored in it join the secrets this client keeps out of its messages."""
+        self._remember_tokens(status.get('me'))
 
     def rest_connection_status(self, scm_url):
         """Mobb's connection check for scm_url through its REST endpoint (``rest_url``):

@@ -44,3 +44,13 @@ UPDATE_SCM_TOKEN_MUTATION = (
     ' ... on BadScmCredentials { status error scmType }'
     ' ... on RepoUnreachableError { status error scmType } } }'
 )
+
+
+def connection_statuses_query(count):
+    """Mobb's connection check for ``count`` SCM URLs ($u0, $u1, ...; answered as c0, c1, ...)
+    and ``me`` with the stored tokens, in one document: GraphQL aliases ask one field many
+    times. Named like the single check: it is the same question, asked for several servers."""
+    variables = ', '.join('$u%d: String!' % index for index in range(count))
+    checks = ' '.join('c%d: checkScmConnectionStatus(scmUrl: $u%d) { status }' % (index, index)
+                      for index in range(count))
+    return 'query checkScmConnectionStatus(%s) { %s me { %s } }' % (variables, checks, _ME_WITH_TOKENS_FIELDS)

@@ -58,11 +58,12 @@ class Rotation:
     """One token's run: read, plan, then (mode rotate) issue, store, verify, retire."""
 
     def __init__(self, settings, gitlab_client, mobb_client, token_client_factory, manager_token=None,
-                 check_mode=False, sleep=time.sleep, warn=None):
+                 check_mode=False, sleep=time.sleep, warn=None, first_status=None):
         """``token_client_factory(value)`` builds a GitLab client that authenticates with
         ``value`` (the token Mobb holds, or a freshly issued one), with the same TLS
         settings. ``manager_token`` is the value of ``gitlab_client``'s credential, needed
-        only by self_rotate, which stores it in Mobb before rotating it."""
+        only by self_rotate, which stores it in Mobb before rotating it. ``first_status``
+        answers the first Mobb read (rotation_read.ServerReader)."""
         self.settings = settings
         self.mobb = mobb_client
         self.token_client = token_client_factory
@@ -75,7 +76,8 @@ class Rotation:
         if settings.token_type == 'service_account':
             self.account = RotationAccountSetup(self.owner and self.owner.accounts, settings.service_account,
                                                 settings.service_account_name, check_mode, inherited=True)
-        self.reader = ServerReader(settings, self.owner, mobb_client, token_client_factory, self.account)
+        self.reader = ServerReader(settings, self.owner, mobb_client, token_client_factory, self.account,
+                                   first_status=first_status)
         self.today = None
         self.tokens = []            # the active tokens with the name, as read
         self.decision = None
@@ -94,21 +96,22 @@ class Rotation:
         self.outcome = None
 
     @classmethod
-    def from_params(cls, params, check_mode=False, warn=None):
+    def from_params(cls, params, check_mode=False, warn=None, connect=connections, first_status=None):
         """The rotation for ``params`` validated against server_token_options.ARGUMENT_SPEC
-        (environment fallbacks applied), with its clients (server_token_options.connections):
+        (environment fallbacks applied), with its clients (``connect``, by default
+        server_token_options.connections; a fleet shares them between the tokens of one server):
         an InPlaceRotation when GitLab revokes the old token as it issues the new one.
         Unusable settings build no client: run() reports them."""
         settings = Settings(params)
         if not settings.problems:
             try:
-                gitlab_client, mobb_client, token_client, manager_token = connections(params, settings.gitlab_url, warn)
+                gitlab_client, mobb_client, token_client, manager_token = connect(params, settings.gitlab_url, warn)
             except (GitLabModuleError, MobbError) as error:
                 settings.problems.append(str(error))
             else:
                 kind = InPlaceRotation if settings.in_place else NewTokenRotation
                 return kind(settings, gitlab_client, mobb_client, token_client, manager_token=manager_token,
-                            check_mode=check_mode, warn=warn)
+                            check_mode=check_mode, warn=warn, first_status=first_status)
         return cls(settings, None, None, None, check_mode=check_mode, warn=warn)
 
     # ---- the run ----------------------------------------------------------------------

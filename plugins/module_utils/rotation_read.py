@@ -37,15 +37,19 @@ def token_owner_for(settings, client):
 class ServerReader:
     """Reads GitLab (through ``owner``, a gitlab_tokens.TokenOwner) and Mobb for one token's
     settings. ``token_client(value)`` builds a GitLab client that authenticates with
-    ``value``; ``account`` is the rotation's service-account setup, or None."""
+    ``value``; ``account`` is the rotation's service-account setup, or None. ``first_status``,
+    when given, answers the run's first Mobb read instead of a request of its own: it returns
+    Mobb's connection_status answer (read for many servers at once, fleet.MobbBatches), or None
+    to let this reader ask."""
 
-    def __init__(self, settings, owner, mobb_client, token_client, account=None):
+    def __init__(self, settings, owner, mobb_client, token_client, account=None, first_status=None):
         self.settings = settings
         self.owner = owner
         self.mobb = mobb_client
         self.token_client = token_client
         self.account = account
         self.today = None
+        self._first_status = first_status
 
     def tokens(self):
         """The active tokens with the name, on GitLab's date (``today``, from its answer);
@@ -77,7 +81,12 @@ class ServerReader:
     def mobb_holding(self, identify_among=None):
         """Mobb's answer now (a MobbHolding). With ``identify_among`` (the active tokens with the
         name), GitLab is asked which token Mobb holds."""
-        status = self.mobb.connection_status(self.settings.scm_url, with_tokens=True)
+        status = None
+        if self._first_status is not None:
+            first, self._first_status = self._first_status, None
+            status = first(self.mobb)
+        if status is None:
+            status = self.mobb.connection_status(self.settings.scm_url, with_tokens=True)
         holding = MobbHolding(status, SCM_TYPE, self.settings.scm_url)
         value = holding.take_value()
         if identify_among is not None and value:

@@ -232,3 +232,24 @@ def task_diff(rotation):
     else:
         after = before
     return dict(before=before, after=after)
+
+
+# What a result of mobb.scm.gitlab_server_token keeps in the role's results (never a secret).
+RECORD_KEYS = (
+    'label', 'gitlab_url', 'scm_url', 'token_type', 'owner', 'token_name', 'rotation_method', 'action', 'outcome',
+    'changed', 'check_mode', 'reasons', 'problems', 'token_id', 'expires_at', 'days_left', 'rotation_threshold_days',
+    'next_rotation', 'new_token_fingerprint', 'previous_token_id', 'revoked_token_ids', 'awaiting_retirement',
+    'duplicate_token_ids', 'connected', 'connection_status', 'connection_message', 'brokered', 'token_last_update',
+    'mobb_token', 'service_account', 'failed', 'msg',
+)
+
+
+def token_record(result, host):
+    """The role's record of one token's result (task_result, or a failure without one), with its host."""
+    record = {key: result.get(key) for key in RECORD_KEYS}
+    record['host'] = host
+    if record['label'] is None:
+        # The rotation did not run (its arguments were refused): keep the refusal's message.
+        record.update(label='-', action='failed', outcome='invalid_settings', failed=True, changed=False,
+                      reasons=[], problems=[], revoked_token_ids=[], msg=result.get('msg', 'failed'))
+    return record

@@ -119,6 +119,28 @@ ARGUMENT_SPEC = dict(
 MUTUALLY_EXCLUSIVE = [('gitlab_api_token', 'gitlab_api_oauth_token', 'gitlab_api_job_token')]
 
 
+# The role's variables: every option but COMPUTED_OPTIONS is the variable ROLE_PREFIX + its name.
+ROLE_PREFIX = 'gitlab_token_rotation_'
+# Options the role computes for each token: its item of gitlab_token_rotation_tokens, and what
+# module_utils/twins.py finds over the whole fleet.
+COMPUTED_OPTIONS = ('overrides', 'refusals', 'twins')
+
+
+def role_arguments(variable):
+    """The action's arguments from the role's variables: ``variable(name)`` gives one's value."""
+    return {name: variable(ROLE_PREFIX + name) for name in ARGUMENT_SPEC if name not in COMPUTED_OPTIONS}
+
+
+def group_defaults(module_defaults, template):
+    """A task's module_defaults for the gitlab and mobb action groups, each templated with
+    ``template``: {'mobb.scm.gitlab': {...}, 'mobb.scm.mobb': {...}} (CONNECTION_GROUPS says why
+    the action is in neither group)."""
+    merged = {}
+    for defaults in module_defaults or []:
+        merged.update(defaults)
+    return {group: template(merged['group/' + group]) for group in CONNECTION_GROUPS if 'group/' + group in merged}
+
+
 def settle_arguments(arguments, group_defaults=None):
     """The task's arguments to validate: options set to null are unset (the role passes every
     variable, null when the user set none); ``overrides`` (one entry of the role's token list)

@@ -38,6 +38,7 @@ class Rulebook:
 
     def __init__(self, fleet, tmp_path, inventory, **variables):
         self.fleet = fleet
+        self.tmp_path = tmp_path
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}/'
         self.log_path = tmp_path / f'rulebook-{self.port}.log'
@@ -87,6 +88,11 @@ class Rulebook:
         return requests.post(self.url, json=payload, headers=headers, timeout=10)
 
     def stop(self):
+        # ansible-rulebook removes a playbook's private data directory (eda*, in TMPDIR) only after
+        # reading its artifacts, a moment after the playbook's recap: a stop before that leaves it.
+        deadline = time.monotonic() + 30
+        while list(self.tmp_path.glob('eda*')) and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
             try:

@@ -103,7 +103,7 @@ def test_rotate_reports_every_server_then_fails_those_that_failed(fleet, invento
     assert table(run)[0].endswith('created: 2, failed: 1')
     assert rows(run)['gitlab2.example'][2] == 'failed'
     failed = [entry for entry in run.results if entry['status'] == 'failed'
-              and entry['task'] == 'mobb.scm.gitlab_token_rotation : Fail when a token could not be kept']
+              and entry['task'] == 'mobb.scm.gitlab_token_rotation : Give this server its status, results and diff']
     assert [entry['host'] for entry in failed] == ['gitlab2.example']
     assert 'Rolled back: the new token is revoked: GitLab had no active token named mobb-broker' in failed[0]['result']['msg']
     assert fleet.active(2) == [] and fleet.config(2) is None

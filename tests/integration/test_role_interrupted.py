@@ -47,9 +47,10 @@ def kill_when(fleet, poll, matches, **role_vars):
     run = running.wait(60)
     assert run.rc == -signal.SIGKILL, run.output[-3000:]
     # Killed in the middle of the rotation's task: it started and never returned.
-    assert 'TASK [mobb.scm.gitlab_token_rotation : Keep each token]' in run.output
+    assert 'TASK [mobb.scm.gitlab_token_rotation : Keep the tokens of every server of the play batch, concurrently]' \
+        in run.output
     assert 'PLAY RECAP' not in run.output
-    assert not [entry for entry in run.results if entry['action'] == 'mobb.scm.gitlab_server_token']
+    assert not [entry for entry in run.results if entry['action'] == 'mobb.scm.gitlab_fleet_tokens']
     fleet.settle()
     # Nothing cleaned up after the kill: Ansible's local temporary folder is still there,
     # and the leak check searches it with the playbook folder and the remote temp folder.

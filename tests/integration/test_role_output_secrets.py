@@ -59,6 +59,6 @@ def test_ansible_debug_shows_no_token_the_run_issued(fleet):
     run = fleet.run(fleet.role_play(**PERSONAL), env={'ANSIBLE_DEBUG': '1'}, output_may_show=given)
     rotated(run)
     # Debug output it is, from the rotation's task.
-    assert ': entering _queue_task() for localhost/mobb.scm.gitlab_server_token\n' in run.output
+    assert ': entering _queue_task() for localhost/mobb.scm.gitlab_fleet_tokens\n' in run.output
     issued = [secret for secret in fleet.secrets() if secret not in given]
     assert len(issued) >= 2  # the first run's token and this run's

@@ -257,8 +257,8 @@ def test_check_mode_decides_the_same_and_writes_nothing(fleet, situation):
     assert fleet.gitlab_writes() == [] and fleet.mobb.writes() == []
     assert tokens_and_configs(fleet) == before
     # In check mode nothing is issued; the decision and its diff are shown.
-    kept = run.task(ROLE + 'Keep each token')['results'][0]
-    assert kept['changed'] is True and kept['diff']['after']['token_id'] == '(new)'
+    kept = run.task(ROLE + 'Give this server its status, results and diff')
+    assert kept['changed'] is True and kept['diff'][0]['after']['token_id'] == '(new)'
 
 
 BAD_SETTINGS = {
@@ -366,7 +366,7 @@ def test_a_list_keeps_tokens_of_several_servers_and_one_failure_does_not_stop_th
             ('personal:alice/mobb-alice', 'created')]
         assert recorded[0]['gitlab_url'] == gitlabs[1].url and recorded[2]['gitlab_url'] == gitlabs[0].url
         assert 'team/missing' in recorded[1]['msg'] and '404' in recorded[1]['msg']
-        failure = run.task(ROLE + 'Fail when a token could not be kept')
+        failure = run.task(ROLE + 'Give this server its status, results and diff')
         assert failure['msg'] == recorded[1]['msg']
         assert fleet.mobb_uses(1) == (True, fleet.active(1)[0]['id'])
         assert fleet.mobb_uses(0) == (True, fleet.active(0, 'mobb-alice')[0]['id'])

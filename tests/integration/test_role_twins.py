@@ -9,7 +9,8 @@ import yaml
 from rotation_fleet import Fleet, results, token_env
 
 PROJECT = {'token_type': 'project', 'project': 'team/app'}
-REFUSED = 'mobb.scm.gitlab_token_rotation : Keep each token'
+# The one task per host: its result holds the host's records.
+HOST_RESULT = 'mobb.scm.gitlab_token_rotation : Give this server its status, results and diff'
 
 
 @pytest.fixture
@@ -42,11 +43,11 @@ def playbook(fleet, inventory, name, extra_vars=None, **options):
 
 
 def kept(run):
-    """{host: [the action's result of each token]}."""
+    """{host: [the record of each token]}."""
     by_host = {}
     for entry in run.results:
-        if entry['task'] == REFUSED:
-            by_host[entry['host']] = list(entry['result'].get('results', []))
+        if entry['task'] == HOST_RESULT:
+            by_host[entry['host']] = list(entry['result']['ansible_facts']['gitlab_token_rotation_results'])
     return by_host
 
 

@@ -1,9 +1,10 @@
 """One source for every option of mobb.scm.gitlab_server_token (module_utils/server_token_options.py).
 
 The role gitlab_token_rotation takes each option of the action as a variable: documented in
-meta/argument_specs.yml, given a value in defaults/main.yml and wired in tasks/main.yml. These
-tests read the three files and fail on any difference from the action's ARGUMENT_SPEC, and
-prove that each kind of change made in one place alone is found.
+meta/argument_specs.yml and given a value in defaults/main.yml; mobb.scm.gitlab_fleet_tokens reads
+them through role_arguments (no hand-written wiring). These tests read the two files and fail on
+any difference from the action's ARGUMENT_SPEC, and prove that each kind of change made in one
+place alone is found.
 """
 from __future__ import annotations
 
@@ -19,30 +20,29 @@ from ansible_collections.mobb.scm.plugins.module_utils.server_token_options impo
     ARGUMENT_SPEC,
     GITLAB_NAMES,
     MOBB_NAMES,
+    COMPUTED_OPTIONS,
+    ROLE_PREFIX,
     SettingsError,
     resolved_options,
+    role_arguments,
     settle_arguments,
 )
 
 ROLE = pathlib.Path(__file__).resolve().parents[4] / 'roles' / 'gitlab_token_rotation'
-PREFIX = 'gitlab_token_rotation_'
-# Options the role computes itself instead of taking them as variables.
-COMPUTED = {'overrides', 'refusals', 'twins'}
+PREFIX = ROLE_PREFIX
 # The role's own variables, which no option of the action mirrors.
-ROLE_ONLY = {'delegate_to', 'tokens', 'fail_on_error', 'report', 'report_hosts', 'report_title', 'report_dir',
-             'report_metrics_file'}
+ROLE_ONLY = {'delegate_to', 'tokens', 'concurrency', 'fail_on_error', 'report', 'report_hosts', 'report_title',
+             'report_dir', 'report_metrics_file'}
 # Connection options are null in defaults/main.yml, so module_defaults and the environment reach the action.
 CONNECTION = set(GITLAB_NAMES) | set(MOBB_NAMES)
 COMPARED = ('type', 'elements', 'choices', 'default', 'no_log')
 
 
 def role_sources():
-    """(documented options, defaults, wiring): the role's three places, as the files hold them."""
+    """(documented options, defaults): the role's two places, as the files hold them."""
     documented = yaml.safe_load((ROLE / 'meta' / 'argument_specs.yml').read_text())['argument_specs']['main']
     defaults = yaml.safe_load((ROLE / 'defaults' / 'main.yml').read_text())
-    tasks = yaml.safe_load((ROLE / 'tasks' / 'main.yml').read_text())
-    wiring = next(task['mobb.scm.gitlab_server_token'] for task in tasks if 'mobb.scm.gitlab_server_token' in task)
-    return documented['options'], defaults, wiring
+    return documented['options'], defaults
 
 
 def _facet(option, key):
@@ -70,11 +70,11 @@ def _documented_differently(variable, documented, option, connection):
     return found
 
 
-def disagreements(spec, documented, defaults, wiring):
+def disagreements(spec, documented, defaults):
     """Every difference between the action's options and the role's, one line each."""
     found = []
     for name, option in spec.items():
-        if name in COMPUTED:
+        if name in COMPUTED_OPTIONS:
             continue
         variable = PREFIX + name
         if variable not in documented:
@@ -85,14 +85,10 @@ def disagreements(spec, documented, defaults, wiring):
         if defaults.get(variable, 'missing') != expected:
             found.append('%s: %r in defaults/main.yml, %r expected' % (variable, defaults.get(variable, 'missing'),
                                                                        expected))
-        if wiring.get(name) != '{{ %s }}' % variable:
-            found.append('%s: tasks/main.yml gives it %r, not the variable %s' % (name, wiring.get(name), variable))
     for variable in documented:
         name = variable[len(PREFIX):]
         if name not in spec and name not in ROLE_ONLY:
             found.append('%s: documented by the role, but the action has no option %s' % (variable, name))
-    found.extend('%s: tasks/main.yml gives it, but the action has no such option' % name
-                 for name in wiring if name not in spec)
     return found
 
 
@@ -106,42 +102,36 @@ def _set(mapping, key, value):
 
 CHANGES = {
     'a default of the action': (
-        lambda spec, documented, defaults, wiring: _set(spec['expires_in_days'], 'default', 60),
+        lambda spec, documented, defaults: _set(spec['expires_in_days'], 'default', 60),
         ['gitlab_token_rotation_expires_in_days: default is 30 in meta/argument_specs.yml, 60 in the action',
          'gitlab_token_rotation_expires_in_days: 30 in defaults/main.yml, 60 expected']),
     'a type in meta/argument_specs.yml': (
-        lambda spec, documented, defaults, wiring: _set(documented['gitlab_token_rotation_verify_delay'],
-                                                        'type', 'str'),
+        lambda spec, documented, defaults: _set(documented['gitlab_token_rotation_verify_delay'], 'type', 'str'),
         ["gitlab_token_rotation_verify_delay: type is 'str' in meta/argument_specs.yml, 'int' in the action"]),
     'choices in meta/argument_specs.yml': (
-        lambda spec, documented, defaults, wiring: documented['gitlab_token_rotation_mode']['choices'].append('x'),
+        lambda spec, documented, defaults: documented['gitlab_token_rotation_mode']['choices'].append('x'),
         ["gitlab_token_rotation_mode: choices is ['rotate', 'check', 'x'] in meta/argument_specs.yml, "
          "['rotate', 'check'] in the action"]),
     'no_log of a secret': (
-        lambda spec, documented, defaults, wiring: documented['gitlab_token_rotation_mobb_api_key'].pop('no_log'),
+        lambda spec, documented, defaults: documented['gitlab_token_rotation_mobb_api_key'].pop('no_log'),
         ['gitlab_token_rotation_mobb_api_key: no_log is False in meta/argument_specs.yml, True in the action']),
     'a value in defaults/main.yml': (
-        lambda spec, documented, defaults, wiring: _set(defaults, 'gitlab_token_rotation_check_days', 21),
+        lambda spec, documented, defaults: _set(defaults, 'gitlab_token_rotation_check_days', 21),
         ['gitlab_token_rotation_check_days: 21 in defaults/main.yml, 14 expected']),
     'a connection default in defaults/main.yml': (
-        lambda spec, documented, defaults, wiring: _set(defaults, 'gitlab_token_rotation_gitlab_timeout', 30),
+        lambda spec, documented, defaults: _set(defaults, 'gitlab_token_rotation_gitlab_timeout', 30),
         ['gitlab_token_rotation_gitlab_timeout: 30 in defaults/main.yml, None expected']),
     'a connection default of the action': (
-        lambda spec, documented, defaults, wiring: _set(spec['mobb_timeout'], 'default', 60),
+        lambda spec, documented, defaults: _set(spec['mobb_timeout'], 'default', 60),
         ["gitlab_token_rotation_mobb_timeout: meta/argument_specs.yml does not say that unset is V(60), the "
          "action's default"]),
-    'a line of tasks/main.yml': (
-        lambda spec, documented, defaults, wiring: wiring.pop('force'),
-        ['force: tasks/main.yml gives it None, not the variable gitlab_token_rotation_force']),
     'a new option of the action': (
-        lambda spec, documented, defaults, wiring: _set(spec, 'overlap_hours', dict(type='int', default=0)),
+        lambda spec, documented, defaults: _set(spec, 'overlap_hours', dict(type='int', default=0)),
         ['gitlab_token_rotation_overlap_hours: not in meta/argument_specs.yml',
-         'gitlab_token_rotation_overlap_hours: \'missing\' in defaults/main.yml, 0 expected',
-         'overlap_hours: tasks/main.yml gives it None, not the variable gitlab_token_rotation_overlap_hours']),
+         'gitlab_token_rotation_overlap_hours: \'missing\' in defaults/main.yml, 0 expected']),
     'an option the action dropped': (
-        lambda spec, documented, defaults, wiring: spec.pop('check_days'),
-        ['gitlab_token_rotation_check_days: documented by the role, but the action has no option check_days',
-         'check_days: tasks/main.yml gives it, but the action has no such option']),
+        lambda spec, documented, defaults: spec.pop('check_days'),
+        ['gitlab_token_rotation_check_days: documented by the role, but the action has no option check_days']),
 }
 
 
@@ -149,9 +139,15 @@ CHANGES = {
 def test_a_change_in_one_place_alone_is_found(place):
     change, expected = CHANGES[place]
     spec = copy.deepcopy(ARGUMENT_SPEC)
-    documented, defaults, wiring = copy.deepcopy(role_sources())
-    change(spec, documented, defaults, wiring)
-    assert disagreements(spec, documented, defaults, wiring) == expected
+    documented, defaults = copy.deepcopy(role_sources())
+    change(spec, documented, defaults)
+    assert disagreements(spec, documented, defaults) == expected
+
+
+def test_the_role_gives_every_option_but_the_computed_ones_as_its_variable():
+    arguments = role_arguments(lambda variable: 'value of ' + variable)
+    assert sorted(arguments) == sorted(set(ARGUMENT_SPEC) - set(COMPUTED_OPTIONS))
+    assert arguments['force'] == 'value of gitlab_token_rotation_force'
 
 
 def test_the_connection_options_are_the_modules_own_under_a_prefix():
