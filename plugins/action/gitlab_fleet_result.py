@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-ARGUMENTS = dict(result=dict(type='dict'), fail_on_error=dict(type='bool', default=True))
+ARGUMENTS = dict(fleet=dict(type='str', required=True), fail_on_error=dict(type='bool', default=True))
 
 
 class ActionModule(ActionBase):
@@ -23,11 +23,15 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENTS)
-        kept = args['result']
-        if not kept or 'results' not in kept:
-            raise AnsibleActionFail("The fleet run did not keep this server's tokens (mobb.scm.gitlab_fleet_tokens "
-                                    'gave no result for it; its own error is shown above). Nothing is known of them '
-                                    'from this run: run again.')
+        # The fleet's result is read here, by name, not templated into the task's arguments: a
+        # template would make every host's worker walk (and copy) the whole fleet's result.
+        registered = task_vars.get(args['fleet'])
+        hosts = registered.get('hosts') if isinstance(registered, dict) else None
+        kept = hosts.get(task_vars['inventory_hostname']) if isinstance(hosts, dict) else None
+        if not isinstance(kept, dict) or 'results' not in kept:
+            raise AnsibleActionFail("The fleet run did not keep this server's tokens (%s holds no result for it; the "
+                                    "run's own error is shown above). Nothing is known of them from this run: run "
+                                    'again.' % args['fleet'])
         records = kept['results']
         failures = [record for record in records if record.get('failed')]
         result.update(

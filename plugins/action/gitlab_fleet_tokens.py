@@ -16,6 +16,7 @@ each host its part of the result.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ansible import constants as C
 from ansible import context
@@ -65,6 +66,8 @@ class ActionModule(ActionBase):
             problem = missing_required_lib('python-gitlab and requests')
         elif concurrency < 1:
             problem = 'gitlab_token_rotation_concurrency must be 1 or more, got %d' % concurrency
+        else:
+            problem = self._play_problem(task_vars)
         if problem:
             result.update(changed=False, hosts=FleetRun.refused(args['hosts'], problem), concurrency=concurrency,
                           failed_hosts=list(args['hosts']))
@@ -81,9 +84,20 @@ class ActionModule(ActionBase):
                                     if any(record['failed'] for record in kept['results'])])
         return result
 
+    def _play_problem(self, task_vars):
+        """Why the role's variables that only its run-once tasks read (the report's, delegate_to,
+        fail_on_error) break the role's spec, as the running host sees them; None when they do not."""
+        spec = _role_options(self._loader)[1]
+        provided = {name: _plain(self._templar.template(task_vars[name]) if _templated(task_vars[name])
+                                 else task_vars[name]) for name in spec if name in task_vars}
+        validation = ArgumentSpecValidator(spec).validate(provided)
+        if validation.error_messages:
+            return 'Validation of arguments failed: %s' % '; '.join(validation.error_messages)
+        return None
+
     def _servers(self, hosts, task_vars):
         """[(host, [FleetToken, ...]), ...]: each host's tokens, their arguments from its own variables."""
-        role_validator = ArgumentSpecValidator(_role_options(self._loader))
+        role_validator = ArgumentSpecValidator(_role_options(self._loader)[0])
         token_validator = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE)
         entries = []
         for host in hosts:
@@ -119,7 +133,8 @@ class ActionModule(ActionBase):
             _hosts_all=task_vars.get('ansible_play_hosts_all'))
         templar = Templar(loader=self._loader, variables=variables)
         spec = role_validator.argument_spec
-        provided = {name: templar.template(variables[name]) for name in spec if name in variables}
+        provided = {name: _plain(templar.template(variables[name]) if _templated(variables[name]) else variables[name])
+                    for name in spec if name in variables}
         validation = role_validator.validate(provided)
         if validation.error_messages:
             secrets = [value for name, value in provided.items() if spec[name].get('no_log') and value]
@@ -149,6 +164,31 @@ def _token(arguments, validator):
     return FleetToken(params=validation.validated_parameters, label=label)
 
 
+def _templated(value):
+    """Whether ``value`` holds a template: most of the role's variables are its literal defaults,
+    and templating each of them for every host would cost more than the rest of the read."""
+    if isinstance(value, str):
+        return '{{' in value or '{%' in value
+    if isinstance(value, Mapping):
+        return any(_templated(key) or _templated(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_templated(item) for item in value)
+    return False
+
+
+def _plain(value):
+    """``value`` as plain Python data (dict, list, str, int, float, bool, None): ansible-core's
+    tagged and lazy containers cost the argument validators' deep copies a hundred times more."""
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def _set(item):
     """The keys of a token's item that are set (a null key leaves the role's variable in force)."""
     return {name: value for name, value in (item or {}).items() if value is not None} if isinstance(item, dict) else {}
@@ -164,12 +204,17 @@ def _play_of(task):
     return None
 
 
-_ROLE_OPTIONS = {}
+_ROLE_OPTIONS = []
 
 
 def _role_options(loader):
-    """The options of the role's main entry point (meta/argument_specs.yml), read once."""
+    """The options of the role's main entry point (meta/argument_specs.yml), read once, as two
+    specs: the variables each host's tokens are made of (validated for every host), and the
+    others, which only the role's run-once tasks read (validated once, for the running host)."""
     if not _ROLE_OPTIONS:
-        specs = loader.load_from_file(os.path.realpath(ROLE_SPEC_FILE))
-        _ROLE_OPTIONS.update(specs['argument_specs']['main']['options'])
+        specs = _plain(loader.load_from_file(os.path.realpath(ROLE_SPEC_FILE)))
+        options = specs['argument_specs']['main']['options']
+        per_host = set(role_arguments(lambda variable: variable).values()) | {TOKENS}
+        _ROLE_OPTIONS.extend([{name: option for name, option in options.items() if name in per_host},
+                              {name: option for name, option in options.items() if name not in per_host}])
     return _ROLE_OPTIONS

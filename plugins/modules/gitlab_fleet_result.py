@@ -11,7 +11,7 @@ short_description: Give one GitLab server its status from a mobb.scm.gitlab_flee
 version_added: 0.2.0
 description:
   - The one task per host of the role C(mobb.scm.gitlab_token_rotation) (entry point C(main)). It takes the
-    host's part of a M(mobb.scm.gitlab_fleet_tokens) result and makes it that host's own task result, so that
+    host's part of a registered M(mobb.scm.gitlab_fleet_tokens) result and makes it that host's own task result, so that
     each GitLab server ends ok, changed or failed in C(ansible-playbook), in AWX and in retry files.
   - Sets the facts C(gitlab_token_rotation_results) (one record per token) and C(gitlab_token_rotation_result)
     (the last one), shows the host's diff (with C(--diff)) and warnings, and fails the host when a token could
@@ -20,11 +20,13 @@ description:
 author:
   - mobb.scm maintainers (@mobb-dev)
 options:
-  result:
+  fleet:
     description:
-      - This host's entry of the RV(mobb.scm.gitlab_fleet_tokens#module:hosts) return value. Unset or without
-        C(results) (the fleet run did not finish this host), the host fails and says so.
-    type: dict
+      - The name of the variable that registered the M(mobb.scm.gitlab_fleet_tokens) result, read by this action
+        itself (a template of the whole fleet's result in each host's arguments would cost every host the fleet's
+        size). Without this host's entry (the fleet run did not finish this host), the host fails and says so.
+    type: str
+    required: true
   fail_on_error:
     description:
       - Fail the host when one of its tokens could not be kept. V(false) records the failure in the facts only.
@@ -44,7 +46,7 @@ seealso:
 EXAMPLES = r"""
 - name: Give each server its status, results and diff
   mobb.scm.gitlab_fleet_result:
-    result: "{{ fleet.hosts[inventory_hostname] | default(none) }}"
+    fleet: fleet
     fail_on_error: true
 """
 
@@ -79,7 +81,8 @@ from ansible.module_utils.basic import AnsibleModule
 def main():
     # The action plugin of the same name does the work on the controller; this file gives
     # ansible-doc and the sanity tests the documentation and the argument spec.
-    module = AnsibleModule(argument_spec=dict(result=dict(type='dict'), fail_on_error=dict(type='bool', default=True)),
+    module = AnsibleModule(argument_spec=dict(fleet=dict(type='str', required=True),
+                                              fail_on_error=dict(type='bool', default=True)),
                            supports_check_mode=True)
     module.fail_json(msg='mobb.scm.gitlab_fleet_result runs as an action on the controller; '
                          'this module file only documents it')

@@ -70,7 +70,7 @@ EXAMPLES = r"""
 
 - name: Give each server its status, results and diff
   mobb.scm.gitlab_fleet_result:
-    result: "{{ fleet.hosts[inventory_hostname] | default(none) }}"
+    fleet: fleet
 """
 
 RETURN = r"""
