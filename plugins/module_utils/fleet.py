@@ -13,9 +13,13 @@ holds only its own thread, for its own timeout; its GitLab's 429 and Retry-After
 by python-gitlab in that thread, the only one that talks to that server; an error of one server,
 or of one token, is that token's outcome and nobody else's.
 
-The first Mobb read of every token is shared (``MobbBatches``): one request per BATCH_SIZE
-servers of one Mobb user, whose ``me`` lists that user's integrations once, instead of one
-request per token that lists them all each time. Everything after that read stays each
+The first Mobb read of every token is shared (``MobbBatches``): the connection checks of
+BATCH_SIZE servers of one Mobb user in one request, and that user's ``me`` (which lists all its
+integrations) once for the whole fleet, instead of one request per token that lists them all each
+time: Mobb's answers grow with the fleet, not with its square. The ``me`` a token decides on may
+be some seconds older than its GitLab read, as a single run's read may be older than an
+overlapping run's store; the protocol never revokes on it, only on Mobb's answer after this run's
+store. Everything after that read stays each
 token's own, as in the per-token action: the store, the proof that Mobb holds this run's token
 before any revoke, and the reads after a failure.
 """
@@ -58,11 +62,22 @@ class FleetToken:
         self.first_status = None
 
 
-class _Batch:
-    """Up to BATCH_SIZE SCM URLs of one Mobb user, asked in one request by the first of their
-    tokens to read Mobb; the others take their part of that answer."""
+class _Account:
+    """One Mobb user's share of the first reads: its ``me`` (every integration and stored token of
+    the user), read once, by the first of its batches to ask Mobb, for the whole fleet."""
 
     def __init__(self):
+        self.lock = threading.Lock()
+        self.me = None
+
+
+class _Batch:
+    """Up to BATCH_SIZE SCM URLs of one Mobb user, their connection checks asked in one request by
+    the first of their tokens to read Mobb (with the user's ``me`` when no batch read it yet); the
+    others take their part of that answer."""
+
+    def __init__(self, account):
+        self.account = account
         self.urls = []
         self._lock = threading.Lock()
         self._asked = False
@@ -76,7 +91,7 @@ class _Batch:
                 if not self._asked:
                     self._asked = True
                     try:
-                        self._answer = client.connection_statuses(self.urls)
+                        self._answer = self._ask(client)
                     except MobbError as error:
                         self._error = error
             if self._error is not None:
@@ -88,6 +103,16 @@ class _Batch:
             return status
         return answer
 
+    def _ask(self, client):
+        account = self.account
+        with account.lock:
+            if account.me is None:
+                answer = client.connection_statuses(self.urls)
+                if answer:
+                    account.me = next(iter(answer.values()))['me']
+                return answer
+        return client.connection_statuses(self.urls, me=account.me)
+
 
 class MobbBatches:
     """Puts every token whose Mobb read can be shared into a batch of its Mobb user (the same
@@ -95,15 +120,16 @@ class MobbBatches:
     order the tokens are kept, and gives it its ``first_status``."""
 
     def __init__(self, tokens, size=BATCH_SIZE):
+        accounts = {}
         open_batches = {}
         for token, settings in tokens:
             params = token.params
             if params.get('mobb_rest_url'):
                 continue
-            account = tuple(repr(params.get(name)) for name in MOBB_ACCOUNT_OPTIONS)
-            batch = open_batches.get(account)
+            key = tuple(repr(params.get(name)) for name in MOBB_ACCOUNT_OPTIONS)
+            batch = open_batches.get(key)
             if batch is None or (settings.scm_url not in batch.urls and len(batch.urls) >= size):
-                batch = open_batches[account] = _Batch()
+                batch = open_batches[key] = _Batch(accounts.setdefault(key, _Account()))
             if settings.scm_url not in batch.urls:
                 batch.urls.append(settings.scm_url)
             token.first_status = batch.first_status(settings.scm_url)

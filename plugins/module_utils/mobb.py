@@ -440,9 +440,10 @@ class MobbClient:
             message = _status_message(status, scm_url)
         return {'connected': not errors and status == 'OK', 'message': message, 'me': me}
 
-    def connection_statuses(self, scm_urls):
+    def connection_statuses(self, scm_urls, me=None):
         """Mobb's connection check for each of ``scm_urls`` and the caller's ``me`` (with the
         stored tokens), in one request: {scm_url: {connected, message, me}}, one ``me`` shared.
+        Given ``me`` (read by such a request before), only the checks are asked.
 
         None when Mobb answers with errors: Mobb fails a whole request when one check fails, so
         the answer cannot tell which server is not connected; each is then asked on its own
@@ -450,16 +451,20 @@ class MobbClient:
         """
         urls = list(scm_urls)
         variables = {'u%d' % index: url for index, url in enumerate(urls)}
-        payload = self._post('checkScmConnectionStatus', connection_statuses_query(len(urls)), variables)
+        payload = self._post('checkScmConnectionStatus', connection_statuses_query(len(urls), with_me=me is None),
+                             variables)
         data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
         errors = payload.get('errors') or []
         for error in errors:
             if _error_code(error) in ('access-denied', 'validation-failed'):
                 raise self._graphql_error([error], 'checkScmConnectionStatus')
-        if errors or data.get('me') is None:
+        if me is None:
             self._remember_tokens(data.get('me'))
+            if errors or data.get('me') is None:
+                return None
+            me = self._require_me(data['me'])
+        elif errors:
             return None
-        me = self._require_me(data['me'])
         statuses = {}
         for index, url in enumerate(urls):
             status = (data.get('c%d' % index) or {}).get('status')

@@ -46,11 +46,12 @@ UPDATE_SCM_TOKEN_MUTATION = (
 )
 
 
-def connection_statuses_query(count):
+def connection_statuses_query(count, with_me=True):
     """Mobb's connection check for ``count`` SCM URLs ($u0, $u1, ...; answered as c0, c1, ...)
-    and ``me`` with the stored tokens, in one document: GraphQL aliases ask one field many
-    times. Named like the single check: it is the same question, asked for several servers."""
+    and, ``with_me``, ``me`` with the stored tokens, in one document: GraphQL aliases ask one
+    field many times. Named like the single check: it is the same question, asked for several servers."""
     variables = ', '.join('$u%d: String!' % index for index in range(count))
     checks = ' '.join('c%d: checkScmConnectionStatus(scmUrl: $u%d) { status }' % (index, index)
                       for index in range(count))
-    return 'query checkScmConnectionStatus(%s) { %s me { %s } }' % (variables, checks, _ME_WITH_TOKENS_FIELDS)
+    me = ' me { %s }' % _ME_WITH_TOKENS_FIELDS if with_me else ''
+    return 'query checkScmConnectionStatus(%s) { %s%s }' % (variables, checks, me)
