@@ -40,6 +40,7 @@ What a failed ``update_scm_token`` means:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -132,6 +133,9 @@ def _parse_http_url(value, option, example=None):
         raise MobbOptionError(message) from None
 
 
+# Remembered: a fleet's tokens each look themselves up among every integration of one shared
+# ``me`` answer, so the same stored URLs are normalised once per token otherwise.
+@functools.lru_cache(maxsize=8192)
 def normalize_scm_url(value, option='scm_url'):
     """The SCM base URL as Mobb matches it, spelt as the GitLab client spells the server
     (urls.normalize_server_url): scheme and host lowercased, default port, trailing slashes
