@@ -29,8 +29,9 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import threading
+from urllib.parse import urlsplit
 
-from ansible_collections.mobb.scm.plugins.module_utils.mobb import MobbError
+from ansible_collections.mobb.scm.plugins.module_utils.mobb import MobbError, normalize_scm_url
 from ansible_collections.mobb.scm.plugins.module_utils.rotation import Rotation
 from ansible_collections.mobb.scm.plugins.module_utils.rotation_report import token_record
 from ansible_collections.mobb.scm.plugins.module_utils.server_token_options import (
@@ -64,11 +65,36 @@ class FleetToken:
 
 class _Account:
     """One Mobb user's share of the first reads: its ``me`` (every integration and stored token of
-    the user), read once, by the first of its batches to ask Mobb, for the whole fleet."""
+    the user), read once, by the first of its batches to ask Mobb, for the whole fleet, and
+    indexed once, so that each token's answer holds only its server's integrations and broker
+    hosts (mobb.MobbHolding then looks among those, not among the whole fleet's)."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.me = None
+        self._configs = {}
+        self._brokers = {}
+
+    def keep(self, me):
+        self.me = me
+        for config in me.get('scmConfigs') or []:
+            try:
+                url = normalize_scm_url((config or {}).get('scmUrl'))
+            except MobbError:
+                continue
+            self._configs.setdefault(url, []).append(config)
+        for membership in me.get('userOrganizationsAndUserOrganizationRoles') or []:
+            for broker in ((membership or {}).get('organization') or {}).get('brokerHosts') or []:
+                if broker:
+                    self._brokers.setdefault((broker.get('realDomain') or '').strip().lower(), []).append(broker)
+
+    def me_for(self, url):
+        """``me`` as it concerns the server at ``url``: its integrations and its broker hosts."""
+        parts = urlsplit(normalize_scm_url(url))
+        brokers = [broker for name in sorted({parts.hostname.lower(), parts.netloc.lower()})
+                   for broker in self._brokers.get(name, [])]
+        return dict(self.me, scmConfigs=self._configs.get(normalize_scm_url(url), []),
+                    userOrganizationsAndUserOrganizationRoles=[{'organization': {'brokerHosts': brokers}}])
 
 
 class _Batch:
@@ -105,13 +131,18 @@ class _Batch:
 
     def _ask(self, client):
         account = self.account
+        answer = None
         with account.lock:
-            if account.me is None:
+            first = account.me is None
+            if first:
                 answer = client.connection_statuses(self.urls)
                 if answer:
-                    account.me = next(iter(answer.values()))['me']
-                return answer
-        return client.connection_statuses(self.urls, me=account.me)
+                    account.keep(next(iter(answer.values()))['me'])
+        if not first:
+            answer = client.connection_statuses(self.urls, me=account.me)
+        if not answer:
+            return answer
+        return {url: dict(status, me=account.me_for(url)) for url, status in answer.items()}
 
 
 class MobbBatches:
