@@ -88,9 +88,7 @@ class ActionModule(ActionBase):
         """Why the role's variables that only its run-once tasks read (the report's, delegate_to,
         fail_on_error) break the role's spec, as the running host sees them; None when they do not."""
         spec = _role_options(self._loader)[1]
-        provided = {name: _plain(self._templar.template(task_vars[name]) if _templated(task_vars[name])
-                                 else task_vars[name]) for name in spec if name in task_vars}
-        validation = ArgumentSpecValidator(spec).validate(provided)
+        validation = ArgumentSpecValidator(spec).validate(_role_values(spec, task_vars, self._templar))
         if validation.error_messages:
             return 'Validation of arguments failed: %s' % '; '.join(validation.error_messages)
         return None
@@ -133,8 +131,7 @@ class ActionModule(ActionBase):
             _hosts_all=task_vars.get('ansible_play_hosts_all'))
         templar = Templar(loader=self._loader, variables=variables)
         spec = role_validator.argument_spec
-        provided = {name: _plain(templar.template(variables[name]) if _templated(variables[name]) else variables[name])
-                    for name in spec if name in variables}
+        provided = _role_values(spec, variables, templar)
         validation = role_validator.validate(provided)
         if validation.error_messages:
             secrets = [value for name, value in provided.items() if spec[name].get('no_log') and value]
@@ -162,6 +159,12 @@ def _token(arguments, validator):
         secrets = [value for name, value in settled.items() if ARGUMENT_SPEC.get(name, {}).get('no_log') and value]
         return FleetToken(refused=one_line('; '.join(validation.error_messages), secrets), label=label)
     return FleetToken(params=validation.validated_parameters, label=label)
+
+
+def _role_values(spec, variables, templar):
+    """The role's variables of ``spec`` that ``variables`` set, templated with ``templar``, as plain data."""
+    return {name: _plain(templar.template(variables[name]) if _templated(variables[name]) else variables[name])
+            for name in spec if name in variables}
 
 
 def _templated(value):

@@ -19,9 +19,8 @@ integrations) once for the whole fleet, instead of one request per token that li
 time: Mobb's answers grow with the fleet, not with its square. The ``me`` a token decides on may
 be some seconds older than its GitLab read, as a single run's read may be older than an
 overlapping run's store; the protocol never revokes on it, only on Mobb's answer after this run's
-store. Everything after that read stays each
-token's own, as in the per-token action: the store, the proof that Mobb holds this run's token
-before any revoke, and the reads after a failure.
+store. Everything after that read stays each token's own, as in the per-token action: the store,
+the proof that Mobb holds this run's token before any revoke, and the reads after a failure.
 """
 
 from __future__ import annotations
